@@ -1,0 +1,261 @@
+//! `spawn_app()`: a whole TRD instance for one test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use trd_core::worker::{run_stage, StageWorker, WorkerContext};
+use trd_core::{Queue, Settings, Store};
+
+/// How the pipeline workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// Tokio tasks in the test process.
+    InProcess,
+    /// The same binaries `scripts/run` starts, as child processes.
+    Processes,
+    /// None: the test drives or inspects the queues itself.
+    None,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub settings: Settings,
+    pub store: Store,
+    pub queue: Queue,
+    pub http: reqwest::Client,
+    workdir: tempfile::TempDir,
+    shutdown: CancellationToken,
+    children: Vec<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Settings for a test: private database and queue prefix, quick rescans.
+pub fn test_settings(workdir: &Path) -> Settings {
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    Settings {
+        mongodb_uri: std::env::var("TRD_TEST_MONGODB_URI")
+            .unwrap_or_else(|_| "mongodb://127.0.0.1:27117".into()),
+        amqp_uri: std::env::var("TRD_TEST_AMQP_URI")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5673/%2f".into()),
+        database: format!("trd_test_{tag}"),
+        queue_prefix: format!("test.{tag}."),
+        workdir: workdir.to_path_buf(),
+        port: free_port(),
+        rescan_interval_ms: 300,
+        settle_ms: 300,
+        lease_seconds: 15,
+        worker_concurrency: 2,
+        ..Settings::default()
+    }
+}
+
+/// Where the workspace's binaries are (the test binary lives in target/<profile>/deps).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+pub async fn spawn_app(workers: Workers) -> TestApp {
+    spawn_app_with(workers, |_| {}).await
+}
+
+pub async fn spawn_app_with(workers: Workers, customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let workdir = tempfile::tempdir().expect("a temporary work directory");
+    let mut settings = test_settings(workdir.path());
+    customise(&mut settings);
+    let shutdown = CancellationToken::new();
+    let rocket = trd_api::build(settings.clone(), shutdown.clone())
+        .await
+        .expect("the API builds (are MongoDB and RabbitMQ running? use scripts/test)");
+    tokio::spawn(async move {
+        if let Err(e) = rocket.launch().await {
+            eprintln!("API stopped: {e}");
+        }
+    });
+    let store = Store::connect(&settings).await.expect("MongoDB");
+    let queue = Queue::connect(&settings).await.expect("RabbitMQ");
+    let mut app = TestApp {
+        base: format!("http://127.0.0.1:{}", settings.port),
+        settings,
+        store,
+        queue,
+        http: reqwest::Client::new(),
+        workdir,
+        shutdown,
+        children: Vec::new(),
+    };
+    match workers {
+        Workers::InProcess => {
+            app.spawn_worker(trd_normalizer::Normalizer).await;
+            app.spawn_worker(trd_diarizer::Diarizer).await;
+            app.spawn_worker(trd_recognizer::Recognizer).await;
+        }
+        Workers::Processes => {
+            for name in ["trd-normalizer", "trd-diarizer", "trd-recognizer"] {
+                let child = app.worker_process(name);
+                app.children.push(child);
+            }
+        }
+        Workers::None => {}
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app
+        .http
+        .get(app.url("/trd/audiofile/list"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the API did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn workdir(&self) -> &Path {
+        self.workdir.path()
+    }
+
+    pub async fn spawn_worker<W: StageWorker>(&self, worker: W) {
+        let ctx = WorkerContext::connect(self.settings.clone(), self.shutdown.clone())
+            .await
+            .expect("worker connects");
+        tokio::spawn(async move {
+            if let Err(e) = run_stage(Arc::new(worker), ctx).await {
+                eprintln!("worker stopped: {e}");
+            }
+        });
+    }
+
+    /// Starts a worker binary configured for this test's database and queues.
+    pub fn worker_process(&self, name: &str) -> Child {
+        let s = &self.settings;
+        Command::new(bin_dir().join(name))
+            .env("TRD_CONFIG", "/nonexistent/Rocket.toml")
+            .env("TRD_MONGODB_URI", &s.mongodb_uri)
+            .env("TRD_AMQP_URI", &s.amqp_uri)
+            .env("TRD_DATABASE", &s.database)
+            .env("TRD_QUEUE_PREFIX", &s.queue_prefix)
+            .env("TRD_WORKDIR", &s.workdir)
+            .env("TRD_LEASE_SECONDS", s.lease_seconds.to_string())
+            .env("TRD_WORKER_CONCURRENCY", s.worker_concurrency.to_string())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {name} (build the workspace binaries first): {e}")
+            })
+    }
+
+    /// Copies shared test audio into a batch folder (through a hidden temporary name, the
+    /// way a careful user would, so the watcher never sees a half-written file).
+    pub fn copy_into_batch(&self, batch: &str, sources: &[PathBuf]) {
+        let dir = self.workdir().join(batch);
+        std::fs::create_dir_all(&dir).unwrap();
+        for src in sources {
+            let name = src.file_name().unwrap().to_string_lossy().to_string();
+            let tmp = dir.join(format!(".{name}.part"));
+            std::fs::copy(src, &tmp).unwrap();
+            std::fs::rename(&tmp, dir.join(&name)).unwrap();
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self.http.get(self.url(path)).send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Polls `check` until it returns `Some`, or panics after `timeout`.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits until the batch has `n` registered files; returns the records.
+    pub async fn wait_registered(&self, batch: &str, n: usize) -> Vec<Value> {
+        self.eventually("registration", Duration::from_secs(30), || async {
+            let list = self
+                .get_ok(&format!("/trd/audiofile/list/batch/{batch}"))
+                .await;
+            let records = list.as_array().cloned().unwrap_or_default();
+            (records.len() == n).then_some(records)
+        })
+        .await
+    }
+
+    /// Waits until no file of the batch is IDLE, PAUSED or RUNNING; returns the records.
+    pub async fn wait_batch_done(&self, batch: &str, timeout: Duration) -> Vec<Value> {
+        self.eventually("the batch to finish", timeout, || async {
+            let list = self
+                .get_ok(&format!("/trd/audiofile/list/batch/{batch}"))
+                .await;
+            let records = list.as_array().cloned().unwrap_or_default();
+            let done = records
+                .iter()
+                .all(|r| matches!(r["control"].as_str(), Some("FINISHED") | Some("FAILED")));
+            done.then_some(records)
+        })
+        .await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Leave no queues or databases behind on the shared test broker and server.
+        let queue = self.queue.clone();
+        let db = self.store.database().clone();
+        let cleanup = async move {
+            let _ = queue.delete_all().await;
+            let _ = db.drop().await;
+        };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let _ = std::thread::spawn(move || handle.block_on(cleanup)).join();
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! TRD's HTTP API. A tour:
+//!
+//! - [`routes`]: one module per endpoint group of the contract (`/trd/audiofile`,
+//!   `/trd/transcription`); handlers parse input into domain types and call the store/queue.
+//! - [`control`]: start/stop — the atomic store transition, then the queue message.
+//! - [`status`]: progress figures for files and batches.
+//! - [`view`]: records rendered in the contract's JSON shape.
+//! - [`registry`] and [`watcher`]: files in the work directory become records.
+//! - [`error`]: typed errors, turned into the contract's JSON error body in one place.
+
+pub mod control;
+pub mod error;
+pub mod guards;
+pub mod registry;
+pub mod routes;
+pub mod status;
+pub mod view;
+pub mod watcher;
+
+use std::sync::Arc;
+
+use rocket::fairing::AdHoc;
+use rocket::http::uri::Origin;
+use rocket::{Build, Rocket};
+use tokio_util::sync::CancellationToken;
+use trd_core::{Queue, Settings, Store};
+
+pub use guards::App;
+
+/// Connects to MongoDB and RabbitMQ, starts the work-directory watcher and returns the Rocket
+/// instance, ready to launch.
+pub async fn build(
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Rocket<Build>> {
+    std::fs::create_dir_all(&settings.workdir)?;
+    let settings = Settings {
+        workdir: std::fs::canonicalize(&settings.workdir)?,
+        ..settings
+    };
+    let store = Store::connect(&settings).await?;
+    let queue = Queue::connect(&settings).await?;
+    let settings = Arc::new(settings);
+    tokio::spawn(watcher::watch(store.clone(), settings.clone(), shutdown));
+
+    let figment = rocket::Config::figment()
+        .merge(("port", settings.port))
+        .merge(("address", settings.address.clone()))
+        .merge(("cli_colors", false));
+    let app = App {
+        settings,
+        store,
+        queue,
+    };
+    Ok(rocket::custom(figment)
+        .manage(app)
+        .attach(AdHoc::on_request("trailing slash", |req, _| {
+            Box::pin(async move { strip_trailing_slash(req) })
+        }))
+        .mount("/trd", routes())
+        .register("/", rocket::catchers![error::default_catcher]))
+}
+
+fn routes() -> Vec<rocket::Route> {
+    use routes::{audiofile, transcription};
+    rocket::routes![
+        audiofile::get_record,
+        audiofile::list_all,
+        audiofile::list_batch,
+        audiofile::create_file,
+        audiofile::create_batch,
+        audiofile::delete_file,
+        audiofile::delete_batch,
+        transcription::start_one,
+        transcription::start_batch,
+        transcription::stop_one,
+        transcription::stop_batch,
+        transcription::reset_one,
+        transcription::reset_batch,
+        transcription::status_one,
+        transcription::status_batch,
+        transcription::result_one,
+    ]
+}
+
+/// The vendor's client library calls `/trd/audiofile/upload/`: every path answers with and
+/// without a trailing slash.
+fn strip_trailing_slash(req: &mut rocket::Request<'_>) {
+    let path = req.uri().path().as_str();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let uri = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_owned(),
+        };
+        if let Ok(origin) = Origin::parse_owned(uri) {
+            req.set_uri(origin);
+        }
+    }
+}
+
+/// The whole life of the API process.
+pub async fn main() -> anyhow::Result<()> {
+    trd_core::worker::init_logging();
+    let settings = Settings::load()?;
+    let shutdown = CancellationToken::new();
+    let rocket = build(settings, shutdown.clone()).await?;
+    rocket.launch().await?;
+    shutdown.cancel();
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! `/trd/audiofile/...`: records, registration of files on disk, deletion.
+
+use rocket::http::uri::{fmt::Path as UriPath, Segments};
+use rocket::serde::json::Json;
+use rocket::{delete, get, State};
+use serde_json::{json, Map, Value};
+use trd_core::domain::{FileLocation, FileName};
+
+use crate::error::{ApiError, ApiResult};
+use crate::guards::{parse_batch, parse_id, App, BaseUrl};
+use crate::registry::{register_path, RegisterError};
+use crate::view;
+
+#[get("/audiofile/<id>", rank = 3)]
+pub async fn get_record(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
+    let id = parse_id(id)?;
+    let record = app
+        .store
+        .audiofile(id.object_id())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no audio file with id {id}")))?;
+    Ok(Json(view::record(&record)))
+}
+
+#[get("/audiofile/list")]
+pub async fn list_all(app: &State<App>) -> ApiResult<Json<Value>> {
+    let records = app.store.list(None).await?;
+    Ok(Json(Value::Array(
+        records.iter().map(view::record).collect(),
+    )))
+}
+
+#[get("/audiofile/list/batch/<batch>")]
+pub async fn list_batch(app: &State<App>, batch: &str) -> ApiResult<Json<Value>> {
+    let batch = parse_batch(batch)?;
+    let records = app.store.list(Some(Some(&batch))).await?;
+    Ok(Json(Value::Array(
+        records.iter().map(view::record).collect(),
+    )))
+}
+
+fn register_error(e: RegisterError) -> ApiError {
+    match e {
+        RegisterError::InvalidLocation(p) => {
+            ApiError::BadRequest(format!("'{p}' is not a valid file location"))
+        }
+        RegisterError::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+            ApiError::NotFound(format!("no file {path} in the work directory"))
+        }
+        RegisterError::Io { path, source } => {
+            ApiError::Internal(format!("cannot read {path}: {source}"))
+        }
+        RegisterError::Store(e) => e.into(),
+    }
+}
+
+/// Registers a file directly in the work directory (files without a batch).
+#[get("/audiofile/create/<filename..>", rank = 2)]
+pub async fn create_file(
+    app: &State<App>,
+    filename: Segments<'_, UriPath>,
+) -> ApiResult<Json<Value>> {
+    let raw: Vec<&str> = filename.collect();
+    if raw.first() == Some(&"batch") {
+        return Err(ApiError::BadRequest(
+            "use /trd/audiofile/create/batch/{batch} to register a batch".into(),
+        ));
+    }
+    let location = FileLocation {
+        batch: None,
+        filename: FileName::parse(&raw.join("/"))?,
+    };
+    let path = location.path_in(&app.settings.workdir);
+    if !path.is_file() {
+        return Err(ApiError::NotFound(format!(
+            "no file '{}' in the work directory",
+            location.filename
+        )));
+    }
+    let registration = register_path(&app.store, &app.settings.workdir, &path)
+        .await
+        .map_err(register_error)?;
+    Ok(Json(view::record(registration.record())))
+}
+
+/// Registers every file of a batch folder.
+#[get("/audiofile/create/batch/<batch>")]
+pub async fn create_batch(app: &State<App>, base: BaseUrl, batch: &str) -> ApiResult<Json<Value>> {
+    let batch = parse_batch(batch)?;
+    let dir = app.settings.workdir.join(batch.as_str());
+    if !dir.is_dir() {
+        return Err(ApiError::NotFound(format!(
+            "no batch folder '{batch}' in the work directory"
+        )));
+    }
+    let files = tokio::task::spawn_blocking(move || crate::watcher::list_files(&dir))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut out = Map::new();
+    for path in files {
+        if FileLocation::from_path(&app.settings.workdir, &path).is_none() {
+            continue;
+        }
+        let registration = register_path(&app.store, &app.settings.workdir, &path)
+            .await
+            .map_err(register_error)?;
+        let r = registration.record();
+        out.insert(r.filename.clone(), json!(base.audiofile_url(r.id)));
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+fn remove_from_disk(app: &App, record: &trd_core::domain::AudioFile) {
+    let location = (|| {
+        Some(FileLocation {
+            batch: record
+                .batch
+                .as_deref()
+                .map(trd_core::domain::BatchName::parse)
+                .transpose()
+                .ok()?,
+            filename: FileName::parse(&record.filename).ok()?,
+        })
+    })();
+    if let Some(location) = location {
+        let path = location.path_in(&app.settings.workdir);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), error = %e, "could not delete the audio file");
+            }
+        }
+    }
+}
+
+#[delete("/audiofile/delete/<id>?<deleteOnDisk>", rank = 2)]
+#[allow(non_snake_case)]
+pub async fn delete_file(
+    app: &State<App>,
+    id: &str,
+    deleteOnDisk: Option<bool>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(id)?;
+    let removed = app
+        .store
+        .delete_audiofile(id.object_id())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no audio file with id {id}")))?;
+    tracing::info!(file = %id, "deleted");
+    if deleteOnDisk.unwrap_or(false) {
+        remove_from_disk(app, &removed);
+    }
+    Ok(Json(view::record(&removed)))
+}
+
+#[delete("/audiofile/delete/batch/<batch>?<deleteOnDisk>")]
+#[allow(non_snake_case)]
+pub async fn delete_batch(
+    app: &State<App>,
+    batch: &str,
+    deleteOnDisk: Option<bool>,
+) -> ApiResult<Json<Value>> {
+    let batch = parse_batch(batch)?;
+    let records = app.store.list(Some(Some(&batch))).await?;
+    if records.is_empty() {
+        return Err(ApiError::NotFound(format!("no batch '{batch}'")));
+    }
+    let mut removed = Vec::new();
+    for r in records {
+        if let Some(gone) = app.store.delete_audiofile(r.id).await? {
+            if deleteOnDisk.unwrap_or(false) {
+                remove_from_disk(app, &gone);
+            }
+            removed.push(view::record(&gone));
+        }
+    }
+    Ok(Json(Value::Array(removed)))
+}

@@ -1,0 +1,186 @@
+//! `/trd/transcription/...`: start, stop, reset, status and results, per file and per batch.
+
+use rocket::http::ContentType;
+use rocket::serde::json::Json;
+use rocket::{get, State};
+use serde_json::{json, Map, Value};
+use trd_core::domain::{BatchName, Control, Status};
+use trd_export::{ExportFormat, ExportOptions};
+
+use crate::control::{start_file, stop_file, Started};
+use crate::error::{ApiError, ApiResult};
+use crate::guards::{parse_batch, parse_id, App, BaseUrl, StartParams};
+use crate::{status, view};
+
+async fn batch_records(
+    app: &App,
+    batch: &BatchName,
+) -> ApiResult<Vec<trd_core::domain::AudioFile>> {
+    let records = app.store.list(Some(Some(batch))).await?;
+    if records.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no batch '{batch}' (no registered files in it)"
+        )));
+    }
+    Ok(records)
+}
+
+fn url_map(base: &BaseUrl, records: &[trd_core::domain::AudioFile]) -> Value {
+    let map: Map<String, Value> = records
+        .iter()
+        .map(|r| (r.filename.clone(), json!(base.audiofile_url(r.id))))
+        .collect();
+    Value::Object(map)
+}
+
+#[get("/transcription/start/audiofile/<id>")]
+pub async fn start_one(app: &State<App>, id: &str, params: StartParams) -> ApiResult<Json<Value>> {
+    let id = parse_id(id)?;
+    let options = params.0?;
+    match start_file(app, id.object_id(), &options).await? {
+        Started::Queued(r) => Ok(Json(view::record(&r))),
+        Started::Refused(r) => Err(ApiError::Conflict(format!(
+            "file {id} cannot be started: its control is {} (only IDLE or PAUSED files start; reset a FINISHED or FAILED file first)",
+            r.control
+        ))),
+    }
+}
+
+#[get("/transcription/start/batch/<batch>")]
+pub async fn start_batch(
+    app: &State<App>,
+    base: BaseUrl,
+    batch: &str,
+    params: StartParams,
+) -> ApiResult<Json<Value>> {
+    let batch = parse_batch(batch)?;
+    let options = params.0?;
+    let records = batch_records(app, &batch).await?;
+    for r in records.iter().filter(|r| r.control.can_start()) {
+        start_file(app, r.id, &options).await?;
+    }
+    Ok(Json(url_map(&base, &records)))
+}
+
+#[get("/transcription/stop/audiofile/<id>")]
+pub async fn stop_one(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
+    let id = parse_id(id)?;
+    match stop_file(app, id.object_id()).await? {
+        Some(r) => Ok(Json(view::record(&r))),
+        None => {
+            let r = app
+                .store
+                .audiofile(id.object_id())
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no audio file with id {id}")))?;
+            Err(ApiError::Conflict(format!(
+                "file {id} is not running (its control is {})",
+                r.control
+            )))
+        }
+    }
+}
+
+#[get("/transcription/stop/batch/<batch>")]
+pub async fn stop_batch(app: &State<App>, base: BaseUrl, batch: &str) -> ApiResult<Json<Value>> {
+    let batch = parse_batch(batch)?;
+    let records = batch_records(app, &batch).await?;
+    for r in records.iter().filter(|r| r.control == Control::Running) {
+        stop_file(app, r.id).await?;
+    }
+    Ok(Json(url_map(&base, &records)))
+}
+
+#[get("/transcription/reset/audiofile/<id>")]
+pub async fn reset_one(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
+    let id = parse_id(id)?;
+    let fresh = app
+        .store
+        .reset_audiofile(id.object_id())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no audio file with id {id}")))?;
+    tracing::info!(file = %id, new_file = %fresh.id, control = %fresh.control, status = %fresh.status, "reset");
+    Ok(Json(view::record(&fresh)))
+}
+
+#[get("/transcription/reset/batch/<batch>?<hard>")]
+pub async fn reset_batch(
+    app: &State<App>,
+    batch: &str,
+    hard: Option<bool>,
+) -> ApiResult<Json<Value>> {
+    let batch = parse_batch(batch)?;
+    let records = batch_records(app, &batch).await?;
+    let hard = hard.unwrap_or(false);
+    for r in records {
+        let untouched = r.control == Control::Idle && r.status == Status::Initial;
+        let finished = r.control == Control::Finished;
+        if untouched || (finished && !hard) {
+            continue;
+        }
+        if let Some(fresh) = app.store.reset_audiofile(r.id).await? {
+            tracing::info!(file = %r.id, new_file = %fresh.id, "reset");
+        }
+    }
+    Ok(Json(status::batch_status(app, &batch).await?))
+}
+
+#[get("/transcription/status/audiofile/<id>")]
+pub async fn status_one(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
+    let id = parse_id(id)?;
+    let record = app
+        .store
+        .audiofile(id.object_id())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no audio file with id {id}")))?;
+    Ok(Json(status::file_status(app, &record).await?))
+}
+
+#[get("/transcription/status/batch/<batch>")]
+pub async fn status_batch(app: &State<App>, batch: &str) -> ApiResult<Json<Value>> {
+    let batch = parse_batch(batch)?;
+    if !app.store.batch_exists(&batch).await? {
+        return Err(ApiError::NotFound(format!(
+            "no batch '{batch}' (no registered files in it)"
+        )));
+    }
+    Ok(Json(status::batch_status(app, &batch).await?))
+}
+
+/// A file's result: JSON (default) or any export format.
+#[get("/transcription/result/audiofile/<id>?<format>&<max_line_length>&<max_lines>")]
+pub async fn result_one(
+    app: &State<App>,
+    id: &str,
+    format: Option<&str>,
+    max_line_length: Option<usize>,
+    max_lines: Option<usize>,
+) -> ApiResult<(ContentType, Vec<u8>)> {
+    let id = parse_id(id)?;
+    let record = app
+        .store
+        .audiofile(id.object_id())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no audio file with id {id}")))?;
+    let segments = app.store.segments_of(record.id).await?;
+    let format = format.unwrap_or("json");
+    if format.eq_ignore_ascii_case("json") {
+        let body = serde_json::to_vec(&view::result(&record, &segments))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        return Ok((ContentType::JSON, body));
+    }
+    let export = ExportFormat::parse(
+        format,
+        ExportOptions {
+            max_line_length,
+            max_lines,
+        },
+    )
+    .map_err(|e| ApiError::BadRequest(format!("{e} (or json)")))?;
+    let mut body = Vec::new();
+    trd_export::render(&export, &record, &segments, &mut body)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let content_type =
+        ContentType::parse_flexible(export.content_type()).unwrap_or(ContentType::Plain);
+    Ok((content_type, body))
+}

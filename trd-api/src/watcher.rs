@@ -1,0 +1,138 @@
+//! Watches the work directory and registers files once they are complete. File-system events
+//! make registration prompt; a periodic rescan makes it certain (network mounts deliver no
+//! events). A file counts as complete when its size has not changed for `settle_ms`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use trd_core::domain::FileLocation;
+use trd_core::{Settings, Store};
+
+use crate::registry::register_path;
+
+struct Candidate {
+    size: u64,
+    stable_since: Instant,
+}
+
+pub async fn watch(store: Store, settings: std::sync::Arc<Settings>, shutdown: CancellationToken) {
+    let workdir = settings.workdir.clone();
+    let settle = Duration::from_millis(settings.settle_ms);
+    let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
+    let events_tx = tx.clone();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            for path in event.paths {
+                let _ = events_tx.send(path);
+            }
+        }
+    });
+    // Keep the watcher alive for the life of this task; without events the rescan still works.
+    let _watcher = match watcher {
+        Ok(mut w) => match w.watch(&workdir, RecursiveMode::Recursive) {
+            Ok(()) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "file-system events unavailable; relying on rescans");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "file-system events unavailable; relying on rescans");
+            None
+        }
+    };
+    let mut candidates: HashMap<PathBuf, Candidate> = HashMap::new();
+    // Paths known to have a record: rescans skip them instead of asking the database again.
+    let mut registered: HashSet<PathBuf> = HashSet::new();
+    let mut rescan =
+        tokio::time::interval(Duration::from_millis(settings.rescan_interval_ms.max(100)));
+    let mut settle_tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            Some(path) = rx.recv() => {
+                // An event may mean the file was replaced: look at it again.
+                registered.remove(&path);
+                note(&mut candidates, &workdir, path);
+            }
+            _ = rescan.tick() => {
+                let root = workdir.clone();
+                if let Ok(paths) = tokio::task::spawn_blocking(move || list_files(&root)).await {
+                    for path in paths.into_iter().filter(|p| !registered.contains(p)) {
+                        note(&mut candidates, &workdir, path);
+                    }
+                }
+            }
+            _ = settle_tick.tick() => {
+                let ready = settled(&mut candidates, settle);
+                for path in ready {
+                    match register_path(&store, &workdir, &path).await {
+                        Ok(_) => {
+                            registered.insert(path);
+                        }
+                        Err(e) => tracing::warn!(path = %path.display(), error = %e, "registration failed; will retry"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn note(candidates: &mut HashMap<PathBuf, Candidate>, workdir: &Path, path: PathBuf) {
+    if FileLocation::from_path(workdir, &path).is_none() || !path.is_file() {
+        return;
+    }
+    candidates.entry(path).or_insert(Candidate {
+        size: u64::MAX,
+        stable_since: Instant::now(),
+    });
+}
+
+/// Paths whose size stayed the same for `settle`; they leave the candidate set (a failed
+/// registration comes back with the next rescan).
+fn settled(candidates: &mut HashMap<PathBuf, Candidate>, settle: Duration) -> Vec<PathBuf> {
+    let now = Instant::now();
+    let mut ready = Vec::new();
+    candidates.retain(|path, c| {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return false;
+        };
+        if meta.len() != c.size {
+            c.size = meta.len();
+            c.stable_since = now;
+            return true;
+        }
+        if now.duration_since(c.stable_since) >= settle && meta.len() > 0 {
+            ready.push(path.clone());
+            return false;
+        }
+        true
+    });
+    ready
+}
+
+pub fn list_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(t) if t.is_file() => out.push(entry.path()),
+                _ => {}
+            }
+        }
+    }
+    out
+}

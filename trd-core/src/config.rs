@@ -1,0 +1,179 @@
+//! Typed configuration, layered: built-in defaults → the `[<profile>.trd]` table of `Rocket.toml`
+//! → `TRD_*` environment variables. Validated once at start-up, with the bad key named.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// MongoDB connection string.
+    pub mongodb_uri: String,
+    /// Database name; tests give each run its own.
+    pub database: String,
+    /// RabbitMQ connection string.
+    pub amqp_uri: String,
+    /// Prefix of every queue and exchange name; tests give each run its own.
+    pub queue_prefix: String,
+    /// The watched work directory; batches are its sub-folders.
+    pub workdir: PathBuf,
+    /// HTTP address and port of the API.
+    pub address: String,
+    pub port: u16,
+    /// Sample rate the normalizer produces and the recognizer consumes.
+    pub sample_rate: u32,
+    /// Recognition models: id → Vosk model directory.
+    pub models: BTreeMap<String, PathBuf>,
+    /// The model used when a start names none.
+    pub default_model: String,
+    /// Concurrent work units per worker process; 0 means one per CPU core.
+    pub worker_concurrency: usize,
+    /// How long a worker's claim on a stage or segment lasts without renewal.
+    pub lease_seconds: u64,
+    /// Longest speech segment the diarizer hands to the recognizer.
+    pub max_segment_seconds: f64,
+    /// Delivery attempts before a message is dead-lettered and its file fails.
+    pub max_delivery_attempts: u32,
+    /// How often the watcher rescans the work directory (file-system events may not arrive).
+    pub rescan_interval_ms: u64,
+    /// How long a file's size must stay unchanged before it is registered.
+    pub settle_ms: u64,
+    /// Largest accepted upload, in bytes.
+    pub upload_limit_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let cache = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/cache"))
+            .join(".cache/trd");
+        let mut models = BTreeMap::new();
+        models.insert(
+            "ko".to_owned(),
+            cache.join("models/vosk-model-small-ko-0.1.0"),
+        );
+        Self {
+            mongodb_uri: "mongodb://127.0.0.1:27017".to_owned(),
+            database: "trd".to_owned(),
+            amqp_uri: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+            queue_prefix: "trd.".to_owned(),
+            workdir: PathBuf::from("workdir"),
+            address: "127.0.0.1".to_owned(),
+            port: 8080,
+            sample_rate: 16_000,
+            models,
+            default_model: "ko".to_owned(),
+            worker_concurrency: 0,
+            lease_seconds: 60,
+            max_segment_seconds: 30.0,
+            max_delivery_attempts: 5,
+            rescan_interval_ms: 2_000,
+            settle_ms: 1_000,
+            upload_limit_bytes: 4 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Settings {
+    /// Loads `Rocket.toml` (or `$TRD_CONFIG`) and the environment, then validates.
+    pub fn load() -> Result<Self, ConfigError> {
+        let path = std::env::var_os("TRD_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("Rocket.toml"));
+        let profile = std::env::var("ROCKET_PROFILE").unwrap_or_else(|_| "default".to_owned());
+        Self::from_figment(Self::figment(&path, &profile))
+    }
+
+    pub fn figment(path: &Path, profile: &str) -> Figment {
+        let file = Figment::from(Toml::file(path).nested())
+            .select(profile)
+            .focus("trd");
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(file)
+            .merge(Env::prefixed("TRD_").ignore(&["CONFIG"]))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        if !(8_000..=48_000).contains(&self.sample_rate) {
+            return invalid("sample_rate", "must be between 8000 and 48000 Hz");
+        }
+        if !self.models.contains_key(&self.default_model) {
+            return invalid("default_model", "must name one of the configured `models`");
+        }
+        if self.database.is_empty() || self.database.contains(['/', '.', ' ', '$']) {
+            return invalid("database", "must be a plain MongoDB database name");
+        }
+        if self.lease_seconds < 5 {
+            return invalid("lease_seconds", "must be at least 5");
+        }
+        if !(1.0..=600.0).contains(&self.max_segment_seconds) {
+            return invalid("max_segment_seconds", "must be between 1 and 600");
+        }
+        if self.max_delivery_attempts == 0 {
+            return invalid("max_delivery_attempts", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The effective number of concurrent work units for a worker process.
+    pub fn concurrency(&self) -> usize {
+        match self.worker_concurrency {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    pub fn model_dir(&self, id: &str) -> Option<&Path> {
+        self.models.get(id).map(PathBuf::as_path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_bad_values_name_their_key() {
+        let dir = std::env::temp_dir().join(format!("trd-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("Rocket.toml");
+        std::fs::write(
+            &path,
+            "[default]\nport = 9\n[default.trd]\ndatabase = \"x\"\nsample_rate = 100\n",
+        )
+        .unwrap();
+        let err = Settings::from_figment(Settings::figment(&path, "default")).unwrap_err();
+        assert!(err.to_string().contains("sample_rate"), "{err}");
+
+        std::fs::write(&path, "[default.trd]\ndatabase = \"x\"\nport = 9000\n").unwrap();
+        let s = Settings::from_figment(Settings::figment(&path, "default")).unwrap();
+        assert_eq!(s.database, "x");
+        assert_eq!(s.port, 9000);
+        assert_eq!(s.sample_rate, 16_000);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,143 @@
+//! What MongoDB stores about a file and its speech segments.
+
+use mongodb::bson::{oid::ObjectId, DateTime};
+use serde::{Deserialize, Serialize};
+
+use super::state::{Control, SegmentStatus, Status};
+
+/// One audio file record (collection `audiofiles`). The API renders it in the contract's shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AudioFile {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub batch: Option<String>,
+    pub filename: String,
+    pub format: String,
+    pub size: i64,
+    pub md5: String,
+    pub create_date: DateTime,
+    pub last_update: DateTime,
+    pub control: Control,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<AudioInfo>,
+    #[serde(
+        rename = "audioChannels",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub audio_channels: Option<Vec<AudioChannel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<StageError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_segments: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_speech: Option<f64>,
+    #[serde(default)]
+    pub options: StartOptions,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Which worker holds the file's current stage, and until when (renewed while it works).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// Technical metadata written by the normalizer, key names as the original service spells them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AudioInfo {
+    pub bit_rate: String,
+    pub bit_rate_mode: String,
+    pub channels: String,
+    pub codec: String,
+    pub comment: String,
+    #[serde(rename = "Compression_Mode")]
+    pub compression_mode: String,
+    pub duration: String,
+    pub encoded_library: String,
+    pub file_created_date: String,
+    pub file_modified_date: String,
+    pub file_size: String,
+    pub format: String,
+    pub input_sampling_rate: String,
+    pub output_sampling_rate: String,
+    pub redundant_channel: bool,
+    pub track: String,
+}
+
+/// One channel of a normalized file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioChannel {
+    /// Effective audio bandwidth in Hz, as a string (the contract's spelling).
+    pub bandwidth: String,
+    /// 1-based channel number.
+    pub channel: u32,
+    /// Seconds.
+    pub duration: f64,
+}
+
+/// Why a file ended FAILED: the stage and a reason a person can act on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageError {
+    pub stage: Status,
+    pub reason: String,
+}
+
+/// What the user asked for when starting the file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartOptions {
+    /// Recognition model id (`lm.uri`); `None` means the configured default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Vocabulary hints (`hints.words`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
+    /// Webhook URLs to notify when the file ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub owner: String,
+    pub until: DateTime,
+}
+
+/// One speech segment (collection `segments`), created by the diarizer, filled by the recognizer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Segment {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub audiofile_id: ObjectId,
+    /// 1-based channel number.
+    pub channel: u32,
+    /// Seconds from the start of the file.
+    pub start: f64,
+    pub end: f64,
+    pub speaker: String,
+    pub score: u32,
+    pub status: SegmentStatus,
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub words: Vec<Word>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+impl Segment {
+    pub fn duration(&self) -> f64 {
+        (self.end - self.start).max(0.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Word {
+    pub text: String,
+    pub start: f64,
+    pub end: f64,
+    /// Confidence 0–100.
+    pub score: u32,
+}

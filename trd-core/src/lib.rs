@@ -1,0 +1,18 @@
+//! TRD's shared library. A short tour:
+//!
+//! - [`domain`]: the types every crate speaks — ids, batch and file names (parsed once, at the
+//!   boundary), the control/status state machines, the stored records.
+//! - [`config`]: typed settings from defaults, `Rocket.toml` and `TRD_*` variables.
+//! - [`store`]: MongoDB, the single source of truth; every state change is one atomic update.
+//! - [`queue`]: RabbitMQ stage queues; messages are hints, never the truth.
+//! - [`worker`]: the consume → handle → commit → ack loop all pipeline workers share.
+
+pub mod config;
+pub mod domain;
+pub mod queue;
+pub mod store;
+pub mod worker;
+
+pub use config::Settings;
+pub use queue::{Queue, WorkItem};
+pub use store::Store;

@@ -1,0 +1,221 @@
+//! RabbitMQ: one durable quorum queue per stage, persistent messages, manual acks.
+//!
+//! A message is only a hint that a file (or one of its segments) may have work at a stage;
+//! the worker re-reads the record and decides. Each stage queue has a delivery limit: a message
+//! that keeps killing or stalling its workers is dead-lettered to `<queue>.dead`, whose
+//! consumer fails the file with the reason instead of looping forever.
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use mongodb::bson::oid::ObjectId;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+use crate::domain::Stage;
+
+/// The body of a queue message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum WorkItem {
+    /// A file may have work at the queue's stage.
+    File { file: ObjectId },
+    /// One segment of a file awaits recognition.
+    Segment { file: ObjectId, segment: ObjectId },
+}
+
+impl WorkItem {
+    pub fn file_id(&self) -> ObjectId {
+        match self {
+            WorkItem::File { file } | WorkItem::Segment { file, .. } => *file,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("RabbitMQ is unavailable: {0}")]
+    Unavailable(#[from] lapin::Error),
+}
+
+pub type QueueResult<T> = Result<T, QueueError>;
+
+#[derive(Clone)]
+pub struct Queue {
+    connection: std::sync::Arc<Connection>,
+    publisher: Channel,
+    prefix: String,
+    max_delivery_attempts: u32,
+}
+
+impl Queue {
+    pub async fn connect(settings: &Settings) -> QueueResult<Self> {
+        let connection = Connection::connect(
+            &settings.amqp_uri,
+            ConnectionProperties::default().with_connection_name("trd".into()),
+        )
+        .await?;
+        let publisher = connection.create_channel().await?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let queue = Self {
+            connection: std::sync::Arc::new(connection),
+            publisher,
+            prefix: settings.queue_prefix.clone(),
+            max_delivery_attempts: settings.max_delivery_attempts,
+        };
+        queue.declare_topology().await?;
+        Ok(queue)
+    }
+
+    pub fn queue_name(&self, stage: Stage) -> String {
+        format!("{}{}", self.prefix, stage.name())
+    }
+
+    pub fn dead_letter_queue_name(&self, stage: Stage) -> String {
+        format!("{}{}.dead", self.prefix, stage.name())
+    }
+
+    fn dead_letter_exchange(&self) -> String {
+        format!("{}dead-letter", self.prefix)
+    }
+
+    async fn declare_topology(&self) -> QueueResult<()> {
+        let ch = &self.publisher;
+        let dlx = self.dead_letter_exchange();
+        ch.exchange_declare(
+            dlx.as_str().into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+        for stage in Stage::ALL {
+            let name = self.queue_name(stage);
+            let mut args = FieldTable::default();
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongInt(self.max_delivery_attempts.saturating_sub(1) as i32),
+            );
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(dlx.as_str().into()),
+            );
+            ch.queue_declare(name.as_str().into(), durable(), args)
+                .await?;
+            let dead = self.dead_letter_queue_name(stage);
+            let mut dead_args = FieldTable::default();
+            dead_args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+            ch.queue_declare(dead.as_str().into(), durable(), dead_args)
+                .await?;
+            ch.queue_bind(
+                dead.as_str().into(),
+                dlx.as_str().into(),
+                name.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes a persistent message and waits for the broker to take responsibility for it.
+    pub async fn publish(&self, stage: Stage, item: &WorkItem) -> QueueResult<()> {
+        let body = serde_json::to_vec(item).expect("work items serialise");
+        self.publisher
+            .basic_publish(
+                "".into(),
+                self.queue_name(stage).as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type("application/json".into()),
+            )
+            .await?
+            .await?;
+        Ok(())
+    }
+
+    /// A consumer on its own channel, holding at most `prefetch` unacknowledged messages.
+    pub async fn consume(&self, queue: &str, tag: &str, prefetch: u16) -> QueueResult<Consumer> {
+        let channel = self.connection.create_channel().await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        Ok(channel
+            .basic_consume(
+                queue.into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?)
+    }
+
+    /// Number of messages ready in a stage's queue (for status and metrics).
+    pub async fn depth(&self, stage: Stage) -> QueueResult<u32> {
+        let q = self
+            .publisher
+            .queue_declare(
+                self.queue_name(stage).as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(q.message_count())
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connection.status().connected()
+    }
+
+    /// Deletes every queue of this prefix (test clean-up).
+    pub async fn delete_all(&self) -> QueueResult<()> {
+        for stage in Stage::ALL {
+            for name in [self.queue_name(stage), self.dead_letter_queue_name(stage)] {
+                self.publisher
+                    .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        let _ = self.connection.close(200, "bye".into()).await;
+    }
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
+}
+
+/// Drains a consumer stream item by item; a helper so callers need not import `StreamExt`.
+pub async fn next_delivery(
+    consumer: &mut Consumer,
+) -> Option<lapin::Result<lapin::message::Delivery>> {
+    consumer.next().await
+}

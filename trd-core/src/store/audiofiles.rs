@@ -1,0 +1,426 @@
+//! Audio file records and the transitions of their control and status.
+
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use mongodb::bson::{self, doc, oid::ObjectId, DateTime, Document};
+use mongodb::options::ReturnDocument;
+
+use super::{MongoResultExt, Store, StoreError, StoreResult};
+use crate::domain::{
+    AudioFile, BatchName, Control, FileLocation, Lease, Stage, StageError, StartOptions, Status,
+};
+
+/// The outcome of registering a file found on disk.
+#[derive(Debug)]
+pub enum Registration {
+    Created(AudioFile),
+    /// A record for that batch and filename exists already.
+    Exists(AudioFile),
+}
+
+impl Registration {
+    pub fn record(&self) -> &AudioFile {
+        match self {
+            Registration::Created(r) | Registration::Exists(r) => r,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum StartOutcome {
+    /// The file moved to RUNNING and must be queued at `stage`.
+    Started(AudioFile),
+    /// The file's control does not allow a start.
+    NotStartable(AudioFile),
+    NotFound,
+}
+
+#[derive(Debug)]
+pub enum StopOutcome {
+    Paused(AudioFile),
+    NotRunning(AudioFile),
+    NotFound,
+}
+
+fn batch_filter(batch: Option<&BatchName>) -> Document {
+    match batch {
+        Some(b) => doc! {"batch": b.as_str()},
+        None => doc! {"batch": null},
+    }
+}
+
+fn lease_free(now: DateTime) -> Document {
+    doc! {"$or": [{"lease": null}, {"lease.until": {"$lt": now}}]}
+}
+
+fn lease_for(owner: &str, ttl: Duration) -> bson::Bson {
+    let until = DateTime::from_millis(DateTime::now().timestamp_millis() + ttl.as_millis() as i64);
+    bson::to_bson(&Lease {
+        owner: owner.to_owned(),
+        until,
+    })
+    .expect("a lease always serialises")
+}
+
+fn after() -> ReturnDocument {
+    ReturnDocument::After
+}
+
+impl Store {
+    pub async fn register(
+        &self,
+        location: &FileLocation,
+        size: u64,
+        md5: String,
+    ) -> StoreResult<Registration> {
+        let now = DateTime::now();
+        let record = AudioFile {
+            id: ObjectId::new(),
+            batch: location.batch.as_ref().map(|b| b.as_str().to_owned()),
+            filename: location.filename.as_str().to_owned(),
+            format: location.filename.format(),
+            size: size as i64,
+            md5,
+            create_date: now,
+            last_update: now,
+            control: Control::Idle,
+            status: Status::Initial,
+            info: None,
+            audio_channels: None,
+            error: None,
+            total_segments: None,
+            total_speech: None,
+            options: StartOptions::default(),
+            warnings: Vec::new(),
+            lease: None,
+        };
+        match self.audiofiles.insert_one(&record).await {
+            Ok(_) => Ok(Registration::Created(record)),
+            Err(e) if is_duplicate_key(&e) => {
+                let existing = self.find_by_location(location).await?.ok_or_else(|| {
+                    StoreError::Malformed("duplicate key without a record".into())
+                })?;
+                Ok(Registration::Exists(existing))
+            }
+            Err(e) => Err(StoreError::from_mongo(e)),
+        }
+    }
+
+    pub async fn find_by_location(
+        &self,
+        location: &FileLocation,
+    ) -> StoreResult<Option<AudioFile>> {
+        let mut filter = batch_filter(location.batch.as_ref());
+        filter.insert("filename", location.filename.as_str());
+        self.audiofiles.find_one(filter).await.store()
+    }
+
+    pub async fn audiofile(&self, id: ObjectId) -> StoreResult<Option<AudioFile>> {
+        self.audiofiles.find_one(doc! {"_id": id}).await.store()
+    }
+
+    /// All records, or those of one batch (`Some(None)` selects files without a batch).
+    pub async fn list(&self, batch: Option<Option<&BatchName>>) -> StoreResult<Vec<AudioFile>> {
+        let filter = batch.map(batch_filter).unwrap_or_default();
+        self.audiofiles
+            .find(filter)
+            .sort(doc! {"batch": 1, "filename": 1})
+            .await
+            .store()?
+            .try_collect()
+            .await
+            .store()
+    }
+
+    pub async fn batch_exists(&self, batch: &BatchName) -> StoreResult<bool> {
+        Ok(self
+            .audiofiles
+            .find_one(batch_filter(Some(batch)))
+            .await
+            .store()?
+            .is_some())
+    }
+
+    pub async fn start(&self, id: ObjectId, options: &StartOptions) -> StoreResult<StartOutcome> {
+        let startable: Vec<&str> = Control::STARTABLE.iter().map(|c| c.as_str()).collect();
+        let updated = self
+            .audiofiles
+            .find_one_and_update(
+                doc! {"_id": id, "control": {"$in": startable}},
+                doc! {"$set": {
+                    "control": Control::Running.as_str(),
+                    "options": bson::to_bson(options).expect("options serialise"),
+                    "last_update": DateTime::now(),
+                }},
+            )
+            .return_document(after())
+            .await
+            .store()?;
+        Ok(match updated {
+            Some(r) => StartOutcome::Started(r),
+            None => match self.audiofile(id).await? {
+                Some(r) => StartOutcome::NotStartable(r),
+                None => StartOutcome::NotFound,
+            },
+        })
+    }
+
+    /// Undoes a start whose message could not be queued.
+    pub async fn revert_start(&self, id: ObjectId, back_to: Control) -> StoreResult<()> {
+        self.audiofiles
+            .update_one(
+                doc! {"_id": id, "control": Control::Running.as_str()},
+                doc! {"$set": {"control": back_to.as_str(), "last_update": DateTime::now()}},
+            )
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    pub async fn stop(&self, id: ObjectId) -> StoreResult<StopOutcome> {
+        let updated = self
+            .audiofiles
+            .find_one_and_update(
+                doc! {"_id": id, "control": Control::Running.as_str()},
+                doc! {"$set": {"control": Control::Paused.as_str(), "last_update": DateTime::now()}},
+            )
+            .return_document(after())
+            .await
+            .store()?;
+        Ok(match updated {
+            Some(r) => StopOutcome::Paused(r),
+            None => match self.audiofile(id).await? {
+                Some(r) => StopOutcome::NotRunning(r),
+                None => StopOutcome::NotFound,
+            },
+        })
+    }
+
+    /// Claims a file for `stage`: it must be RUNNING and either waiting for the stage or stuck
+    /// in it with an expired lease (its previous worker vanished).
+    pub async fn claim_stage(
+        &self,
+        id: ObjectId,
+        stage: Stage,
+        owner: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<AudioFile>> {
+        let now = DateTime::now();
+        let filter = doc! {
+            "_id": id,
+            "control": Control::Running.as_str(),
+            "$or": [
+                {"status": stage.ready_status().as_str()},
+                {"status": stage.active_status().as_str(), "$and": [lease_free(now)]},
+            ],
+        };
+        self.audiofiles
+            .find_one_and_update(
+                filter,
+                doc! {"$set": {
+                    "status": stage.active_status().as_str(),
+                    "lease": lease_for(owner, ttl),
+                    "last_update": now,
+                }},
+            )
+            .return_document(after())
+            .await
+            .store()
+    }
+
+    /// Extends the lease of a worker still busy with a file. `false`: the lease was lost (the
+    /// file was deleted, reset, or taken over), so the work in hand must be abandoned.
+    pub async fn renew_lease(&self, id: ObjectId, owner: &str, ttl: Duration) -> StoreResult<bool> {
+        let r = self
+            .audiofiles
+            .update_one(
+                doc! {"_id": id, "lease.owner": owner},
+                doc! {"$set": {"lease": lease_for(owner, ttl)}},
+            )
+            .await
+            .store()?;
+        Ok(r.matched_count == 1)
+    }
+
+    /// Commits the end of a stage together with its results (`set`). Returns the updated
+    /// record, or `None` when the caller no longer holds the file.
+    pub async fn complete_stage(
+        &self,
+        id: ObjectId,
+        stage: Stage,
+        owner: &str,
+        mut set: Document,
+    ) -> StoreResult<Option<AudioFile>> {
+        set.insert("status", stage.done_status().as_str());
+        set.insert("last_update", DateTime::now());
+        self.audiofiles
+            .find_one_and_update(
+                doc! {"_id": id, "status": stage.active_status().as_str(), "lease.owner": owner},
+                doc! {"$set": set, "$unset": {"lease": ""}},
+            )
+            .return_document(after())
+            .await
+            .store()
+    }
+
+    /// Gives a claimed file back without finishing (shutdown): another worker may claim it.
+    pub async fn release_stage(&self, id: ObjectId, owner: &str) -> StoreResult<()> {
+        self.audiofiles
+            .update_one(
+                doc! {"_id": id, "lease.owner": owner},
+                doc! {"$unset": {"lease": ""}},
+            )
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    /// Ends a file FAILED with a reason. With `owner`, only while that worker holds it.
+    pub async fn fail(
+        &self,
+        id: ObjectId,
+        stage: Status,
+        reason: &str,
+        owner: Option<&str>,
+    ) -> StoreResult<Option<AudioFile>> {
+        let mut filter = doc! {"_id": id, "control": {"$in": [Control::Running.as_str(), Control::Paused.as_str()]}};
+        if let Some(owner) = owner {
+            filter.insert("lease.owner", owner);
+        }
+        let error = StageError {
+            stage,
+            reason: reason.to_owned(),
+        };
+        self.audiofiles
+            .find_one_and_update(
+                filter,
+                doc! {
+                    "$set": {
+                        "control": Control::Failed.as_str(),
+                        "error": bson::to_bson(&error).expect("errors serialise"),
+                        "last_update": DateTime::now(),
+                    },
+                    "$unset": {"lease": ""},
+                },
+            )
+            .return_document(after())
+            .await
+            .store()
+    }
+
+    /// Marks a file whose every segment is recognized as RECOGNIZED/FINISHED. Exactly one
+    /// caller wins when several segments finish at once.
+    pub async fn finish_recognition(&self, id: ObjectId) -> StoreResult<Option<AudioFile>> {
+        self.audiofiles
+            .find_one_and_update(
+                doc! {
+                    "_id": id,
+                    "status": Status::Recognizing.as_str(),
+                    "control": {"$in": [Control::Running.as_str(), Control::Paused.as_str()]},
+                },
+                doc! {"$set": {
+                    "status": Status::Recognized.as_str(),
+                    "control": Control::Finished.as_str(),
+                    "last_update": DateTime::now(),
+                }},
+            )
+            .return_document(after())
+            .await
+            .store()
+    }
+
+    /// Moves a diarized, running file into recognition (no lease: the work is in its segments).
+    pub async fn begin_recognition(&self, id: ObjectId) -> StoreResult<Option<AudioFile>> {
+        self.audiofiles
+            .find_one_and_update(
+                doc! {
+                    "_id": id,
+                    "control": Control::Running.as_str(),
+                    "status": {"$in": [Status::Diarized.as_str(), Status::Recognizing.as_str()]},
+                },
+                doc! {"$set": {"status": Status::Recognizing.as_str(), "last_update": DateTime::now()}},
+            )
+            .return_document(after())
+            .await
+            .store()
+    }
+
+    /// Running files stuck in `stage` whose worker's lease expired: the sweeper re-queues them.
+    pub async fn abandoned_in_stage(&self, stage: Stage) -> StoreResult<Vec<ObjectId>> {
+        let filter = doc! {
+            "control": Control::Running.as_str(),
+            "status": stage.active_status().as_str(),
+            "lease.until": {"$lt": DateTime::now()},
+        };
+        ids_of(
+            self.audiofiles
+                .clone_with_type::<Document>()
+                .find(filter)
+                .projection(doc! {"_id": 1})
+                .await
+                .store()?,
+        )
+        .await
+    }
+
+    /// Deletes a record and everything derived from it; returns the removed record.
+    pub async fn delete_audiofile(&self, id: ObjectId) -> StoreResult<Option<AudioFile>> {
+        let removed = self
+            .audiofiles
+            .find_one_and_delete(doc! {"_id": id})
+            .await
+            .store()?;
+        if removed.is_some() {
+            self.purge_derived(id).await?;
+        }
+        Ok(removed)
+    }
+
+    /// Replaces a record by a fresh IDLE/INITIAL one with a new id (the contract's reset).
+    /// `None` when the record is gone (a concurrent reset or delete won).
+    pub async fn reset_audiofile(&self, id: ObjectId) -> StoreResult<Option<AudioFile>> {
+        let Some(old) = self.delete_audiofile(id).await? else {
+            return Ok(None);
+        };
+        let now = DateTime::now();
+        let fresh = AudioFile {
+            id: ObjectId::new(),
+            control: Control::Idle,
+            status: Status::Initial,
+            info: None,
+            audio_channels: None,
+            error: None,
+            total_segments: None,
+            total_speech: None,
+            options: StartOptions::default(),
+            warnings: Vec::new(),
+            lease: None,
+            create_date: now,
+            last_update: now,
+            ..old
+        };
+        self.audiofiles.insert_one(&fresh).await.store()?;
+        Ok(Some(fresh))
+    }
+}
+
+pub(super) async fn ids_of(cursor: mongodb::Cursor<Document>) -> StoreResult<Vec<ObjectId>> {
+    let docs: Vec<Document> = cursor.try_collect().await.store()?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| d.get_object_id("_id").ok())
+        .collect())
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match &*e.kind {
+        ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == 11000,
+        ErrorKind::InsertMany(im) => im
+            .write_errors
+            .as_ref()
+            .is_some_and(|errs| errs.iter().all(|we| we.code == 11000)),
+        _ => e.to_string().contains("E11000"),
+    }
+}

@@ -1,0 +1,159 @@
+//! The MongoDB store: the single source of truth for files, segments and normalized audio.
+//!
+//! Collections:
+//! - `audiofiles`: one record per registered file ([`AudioFile`]); unique on (batch, filename).
+//! - `segments`: speech segments ([`Segment`]) keyed by `audiofile_id`.
+//! - `pcm_chunks`: normalized 16-bit PCM per file and channel, in fixed-size chunks so any
+//!   worker on any host can read any time range of it.
+//!
+//! Every state transition is one atomic `find_one_and_update` whose filter states what the
+//! caller expects; a caller whose expectation no longer holds gets `None` and does nothing.
+
+mod audiofiles;
+mod pcm;
+mod segments;
+
+use std::time::Duration;
+
+use mongodb::bson::{doc, oid::ObjectId, Document};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, Database, IndexModel};
+
+pub use audiofiles::{Registration, StartOutcome, StopOutcome};
+pub use pcm::{PcmChunk, PcmWriter, CHUNK_SAMPLES};
+pub use segments::SegmentOutcome;
+
+use crate::config::Settings;
+use crate::domain::{AudioFile, Segment};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("MongoDB is unavailable: {0}")]
+    Unavailable(String),
+    #[error("MongoDB error: {0}")]
+    Database(#[from] mongodb::error::Error),
+    #[error("stored document is malformed: {0}")]
+    Malformed(String),
+}
+
+impl StoreError {
+    fn from_mongo(e: mongodb::error::Error) -> Self {
+        use mongodb::error::ErrorKind;
+        match *e.kind {
+            ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. } => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Database(e),
+        }
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+trait MongoResultExt<T> {
+    fn store(self) -> StoreResult<T>;
+}
+
+impl<T> MongoResultExt<T> for Result<T, mongodb::error::Error> {
+    fn store(self) -> StoreResult<T> {
+        self.map_err(StoreError::from_mongo)
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: Database,
+    audiofiles: Collection<AudioFile>,
+    segments: Collection<Segment>,
+    pcm: Collection<PcmChunk>,
+}
+
+impl Store {
+    /// Connects (failing fast when MongoDB is down, so callers can answer 503) and makes sure
+    /// the indexes exist.
+    pub async fn connect(settings: &Settings) -> StoreResult<Self> {
+        let mut options = ClientOptions::parse(&settings.mongodb_uri).await.store()?;
+        options.server_selection_timeout = Some(Duration::from_secs(5));
+        options.connect_timeout = Some(Duration::from_secs(5));
+        options.app_name = Some("trd".to_owned());
+        let client = Client::with_options(options).store()?;
+        let store = Self::new(client.database(&settings.database));
+        store.ensure_indexes().await?;
+        Ok(store)
+    }
+
+    fn new(db: Database) -> Self {
+        Self {
+            audiofiles: db.collection("audiofiles"),
+            segments: db.collection("segments"),
+            pcm: db.collection("pcm_chunks"),
+            db,
+        }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.db.run_command(doc! {"ping": 1}).await.store()?;
+        Ok(())
+    }
+
+    async fn ensure_indexes(&self) -> StoreResult<()> {
+        let index = |keys: Document, unique: bool| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().unique(unique).build())
+                .build()
+        };
+        self.audiofiles
+            .create_index(index(doc! {"batch": 1, "filename": 1}, true))
+            .await
+            .store()?;
+        self.audiofiles
+            .create_index(index(doc! {"batch": 1, "control": 1, "status": 1}, false))
+            .await
+            .store()?;
+        self.audiofiles
+            .create_index(index(
+                doc! {"control": 1, "status": 1, "lease.until": 1},
+                false,
+            ))
+            .await
+            .store()?;
+        self.segments
+            .create_index(index(
+                doc! {"audiofile_id": 1, "start": 1, "channel": 1},
+                false,
+            ))
+            .await
+            .store()?;
+        self.segments
+            .create_index(index(doc! {"status": 1, "lease.until": 1}, false))
+            .await
+            .store()?;
+        self.pcm
+            .create_index(index(
+                doc! {"audiofile_id": 1, "channel": 1, "start_sample": 1},
+                true,
+            ))
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    /// Removes everything derived from a file (segments and normalized audio); the record is
+    /// the caller's business. Safe to call at any time because ids are never reused.
+    pub async fn purge_derived(&self, id: ObjectId) -> StoreResult<()> {
+        self.segments
+            .delete_many(doc! {"audiofile_id": id})
+            .await
+            .store()?;
+        self.delete_pcm(id).await
+    }
+}

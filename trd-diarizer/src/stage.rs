@@ -1,0 +1,83 @@
+//! The diarize stage: normalized PCM in, speech segments (status PROCESSING) out.
+
+use mongodb::bson::{doc, oid::ObjectId};
+use trd_core::domain::{AudioFile, Segment, SegmentStatus, Stage};
+use trd_core::worker::{
+    process_file_stage, Disposition, Job, StageFailure, StageWorker, WorkerContext,
+};
+
+use crate::diarize::{diarize, DiarizationRequest};
+
+pub struct Diarizer;
+
+impl StageWorker for Diarizer {
+    const STAGE: Stage = Stage::Diarize;
+
+    async fn handle(&self, ctx: &WorkerContext, job: Job) -> Disposition {
+        process_file_stage(ctx, Self::STAGE, job, |record| diarize_file(ctx, record)).await
+    }
+}
+
+async fn diarize_file(
+    ctx: &WorkerContext,
+    record: AudioFile,
+) -> Result<mongodb::bson::Document, StageFailure> {
+    let channels: Vec<u32> = record
+        .audio_channels
+        .as_ref()
+        .map(|chs| chs.iter().map(|c| c.channel).collect())
+        .unwrap_or_default();
+    if channels.is_empty() {
+        return Err(StageFailure::Fatal(
+            "the file has no normalized audio channels; reset it to normalize it again".into(),
+        ));
+    }
+    let mut pcm = Vec::with_capacity(channels.len());
+    for &channel in &channels {
+        pcm.push(ctx.store.read_pcm(record.id, channel, 0, u64::MAX).await?);
+    }
+    let sample_rate = ctx.settings.sample_rate;
+    let max_segment_seconds = ctx.settings.max_segment_seconds;
+    let turns = tokio::task::spawn_blocking(move || {
+        let request = DiarizationRequest::new(
+            pcm.iter().map(Vec::as_slice).collect(),
+            sample_rate,
+            max_segment_seconds,
+        );
+        diarize(&request)
+    })
+    .await
+    .map_err(|e| StageFailure::Fatal(format!("diarization crashed: {e}")))?
+    .map_err(|e| StageFailure::Fatal(e.to_string()))?;
+
+    // Turns are numbered per channel by `diarize`; map them back to the stored channel numbers.
+    let segments: Vec<Segment> = turns
+        .into_iter()
+        .map(|t| Segment {
+            id: ObjectId::new(),
+            audiofile_id: record.id,
+            channel: channels[(t.channel as usize)
+                .saturating_sub(1)
+                .min(channels.len() - 1)],
+            start: round_ms(t.start),
+            end: round_ms(t.end),
+            speaker: t.speaker,
+            score: 0,
+            status: SegmentStatus::Processing,
+            text: String::new(),
+            words: Vec::new(),
+            reason: None,
+            lease: None,
+        })
+        .collect();
+    let total_speech: f64 = segments.iter().map(Segment::duration).sum();
+    ctx.store.replace_segments(record.id, &segments).await?;
+    Ok(doc! {
+        "total_segments": segments.len() as i64,
+        "total_speech": round_ms(total_speech),
+    })
+}
+
+fn round_ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,146 @@
+//! Diarization of the shared test dialogues against their reference RTTMs.
+//! Needs the model weights: scripts/lib/provision-diarizer.sh fetches them.
+
+mod common;
+
+use common::{dialogues_dir, read_channels, score, speaker_count, DIALOGUES, STEREO};
+use trd_diarizer::{diarize, DiarizationMode, DiarizationRequest, DiarizeError, SpeakerConstraint};
+
+const MAX_SEGMENT: f64 = 30.0;
+
+#[test]
+fn mono_dialogues_find_every_speaker_within_ten_percent_der() {
+    let mut failures = Vec::new();
+    for name in DIALOGUES {
+        let channels = read_channels(&dialogues_dir().join(format!("{name}.wav")));
+        let turns = diarize(&DiarizationRequest::new(
+            channels.iter().map(Vec::as_slice).collect(),
+            16_000,
+            MAX_SEGMENT,
+        ))
+        .expect("diarization runs");
+        let expected = common::reference(name)
+            .iter()
+            .map(|t| t.speaker.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let report = score(name, &turns);
+        eprintln!(
+            "{name}: {} speakers, DER {:.2} % {report:?}",
+            speaker_count(&turns),
+            100.0 * report.der()
+        );
+        if speaker_count(&turns) != expected || report.der() > 0.10 {
+            failures.push(format!(
+                "{name}: {} speakers (expected {expected}), DER {:.2} %",
+                speaker_count(&turns),
+                100.0 * report.der()
+            ));
+        }
+        assert!(turns
+            .iter()
+            .all(|t| t.end - t.start <= MAX_SEGMENT + 1e-6 && t.channel == 1));
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn stereo_dialogues_put_each_speaker_on_their_channel() {
+    let mut failures = Vec::new();
+    for name in STEREO {
+        for suffix in ["_stereo.wav", "_stereo_8k_ulaw.wav"] {
+            let channels = read_channels(&dialogues_dir().join(format!("{name}{suffix}")));
+            assert_eq!(channels.len(), 2);
+            let turns = diarize(&DiarizationRequest::new(
+                channels.iter().map(Vec::as_slice).collect(),
+                16_000,
+                MAX_SEGMENT,
+            ))
+            .expect("diarization runs");
+            let report = score(&format!("{name}_stereo"), &turns);
+            eprintln!(
+                "{name}{suffix}: {} speakers, DER {:.2} % {report:?}",
+                speaker_count(&turns),
+                100.0 * report.der()
+            );
+            if speaker_count(&turns) != 2 || report.der() > 0.05 {
+                failures.push(format!(
+                    "{name}{suffix}: {} speakers, DER {:.2} %",
+                    speaker_count(&turns),
+                    100.0 * report.der()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn modes_and_constraints_shape_the_labels() {
+    let name = "dlg_108_111_104";
+    let channels = read_channels(&dialogues_dir().join(format!("{name}.wav")));
+    let request = |mode, speakers| DiarizationRequest {
+        mode,
+        speakers,
+        ..DiarizationRequest::new(channels.iter().map(Vec::as_slice).collect(), 16_000, 10.0)
+    };
+    let none = diarize(&request(
+        DiarizationMode::None,
+        SpeakerConstraint::default(),
+    ))
+    .unwrap();
+    assert_eq!(speaker_count(&none), 1);
+    assert!(
+        none.iter().all(|t| t.end - t.start <= 10.0 + 1e-6),
+        "max segment length is honoured"
+    );
+    let two = diarize(&request(
+        DiarizationMode::Speaker,
+        SpeakerConstraint::exactly(2).unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(speaker_count(&two), 2);
+    // Speech found is the same whatever the labelling.
+    let speech = |turns: &[trd_diarizer::Turn]| turns.iter().map(|t| t.end - t.start).sum::<f64>();
+    assert!(
+        (speech(&none) - speech(&two)).abs() < 0.5,
+        "{} vs {}",
+        speech(&none),
+        speech(&two)
+    );
+
+    let stereo = read_channels(&dialogues_dir().join("dlg_104_109_stereo.wav"));
+    let by_channel = diarize(&DiarizationRequest {
+        mode: DiarizationMode::Channel,
+        ..DiarizationRequest::new(
+            stereo.iter().map(Vec::as_slice).collect(),
+            16_000,
+            MAX_SEGMENT,
+        )
+    })
+    .unwrap();
+    assert!(
+        by_channel
+            .iter()
+            .all(|t| t.speaker == if t.channel == 1 { "1" } else { "2" }),
+        "{by_channel:?}"
+    );
+}
+
+#[test]
+fn rejects_bad_input_with_typed_errors() {
+    let silence = vec![0i16; 8000];
+    let err = diarize(&DiarizationRequest::new(vec![&silence], 8000, MAX_SEGMENT)).unwrap_err();
+    assert!(matches!(err, DiarizeError::UnsupportedSampleRate(8000)));
+    assert!(matches!(
+        SpeakerConstraint::between(3, 2),
+        Err(DiarizeError::BadSpeakerConstraint { min: 3, max: 2 })
+    ));
+    assert!(diarize(&DiarizationRequest::new(
+        vec![&silence],
+        16_000,
+        MAX_SEGMENT
+    ))
+    .unwrap()
+    .is_empty());
+}

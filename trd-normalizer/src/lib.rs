@@ -1,0 +1,18 @@
+//! The normalization stage: the only code that sees a user's original file. A tour:
+//!
+//! - [`decode`]: symphonia opens any supported container/codec and yields planar f32 blocks,
+//!   tolerating damage at the end of a file.
+//! - [`resample`]: streaming conversion of every channel to the recognition model's rate.
+//! - [`analysis`]: what the record reports about the audio — bandwidth measured from the
+//!   signal, whether all channels carry the same signal, the `info` fields.
+//! - [`normalize`]: the pipeline above as one blocking function feeding a sink.
+//! - [`stage`]: the queue handler that stores the PCM and commits the record.
+
+pub mod analysis;
+pub mod decode;
+pub mod normalize;
+pub mod resample;
+pub mod stage;
+
+pub use normalize::{normalize_file, NormalizeError, NormalizeReport};
+pub use stage::Normalizer;

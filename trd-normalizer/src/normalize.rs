@@ -1,0 +1,165 @@
+//! One file through decode → measure → resample → 16-bit PCM, in constant memory.
+
+use std::path::Path;
+
+use trd_core::domain::{AudioChannel, AudioInfo};
+
+use crate::analysis::{format_duration, format_file_date, BandwidthMeter, RedundancyMeter};
+use crate::decode::AudioSource;
+use crate::resample::ChannelResampler;
+
+/// Why a file cannot be normalized; each message tells the user what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum NormalizeError {
+    #[error("the file is empty (0 bytes); upload it again")]
+    Empty,
+    #[error("the file cannot be read: {0}")]
+    Unreadable(String),
+    #[error("not a recognised audio file ({0}); supported: WAV, FLAC, MP3, Ogg Vorbis, M4A/MP4 AAC, CAF, MKV/WebM")]
+    NotAudio(String),
+    #[error("the file has no audio track")]
+    NoAudioTrack,
+    #[error("the file's header is implausible: {0}")]
+    BadHeader(String),
+    #[error(
+        "the {0} codec is not supported; convert the file to WAV, FLAC, MP3, Ogg Vorbis or AAC"
+    )]
+    UnsupportedCodec(String),
+    #[error("the file contains no decodable audio samples{0}")]
+    NoSamples(String),
+    /// The consumer of the PCM failed (storage trouble): not the file's fault.
+    #[error("storing the normalized audio failed: {0}")]
+    Sink(String),
+}
+
+impl NormalizeError {
+    /// Whether retrying later could succeed (the file itself is fine).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            NormalizeError::Sink(_) | NormalizeError::Unreadable(_)
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NormalizeReport {
+    pub info: AudioInfo,
+    /// One entry per output channel (a single one when the file is redundant).
+    pub channels: Vec<AudioChannel>,
+    pub redundant: bool,
+    pub warnings: Vec<String>,
+}
+
+/// Normalizes `path`, handing each block of 16-bit PCM (`block[channel][frame]`, every input
+/// channel) to `sink`. When the report says `redundant`, only channel 1 needs keeping.
+pub fn normalize_file(
+    path: &Path,
+    output_rate: u32,
+    mut sink: impl FnMut(&[Vec<i16>]) -> Result<(), NormalizeError>,
+) -> Result<NormalizeReport, NormalizeError> {
+    let metadata =
+        std::fs::metadata(path).map_err(|e| NormalizeError::Unreadable(e.to_string()))?;
+    let mut source = AudioSource::open(path)?;
+    let channels = source.channels;
+    let input_rate = source.sample_rate;
+    let mut resampler = ChannelResampler::new(input_rate, output_rate, channels)?;
+    let mut redundancy = RedundancyMeter::new(channels);
+    let mut meters: Vec<BandwidthMeter> = (0..channels)
+        .map(|_| BandwidthMeter::new(output_rate))
+        .collect();
+    let mut input_frames: u64 = 0;
+    let mut output_frames: u64 = 0;
+    let mut pcm: Vec<Vec<i16>> = vec![Vec::new(); channels];
+
+    let mut emit = |block: &[Vec<f32>]| -> Result<(), NormalizeError> {
+        for ((out, samples), meter) in pcm.iter_mut().zip(block).zip(meters.iter_mut()) {
+            meter.push(samples);
+            out.clear();
+            out.extend(
+                samples
+                    .iter()
+                    .map(|&s| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16),
+            );
+        }
+        output_frames += block.first().map_or(0, Vec::len) as u64;
+        sink(&pcm)
+    };
+    let end = source.decode_all(|block| {
+        input_frames += block.first().map_or(0, Vec::len) as u64;
+        redundancy.push(block);
+        resampler.push(block, &mut emit)
+    })?;
+    resampler.finish(&mut emit)?;
+
+    if input_frames == 0 {
+        let why = end.truncated.map(|t| format!(" ({t})")).unwrap_or_default();
+        return Err(NormalizeError::NoSamples(why));
+    }
+    let mut warnings = Vec::new();
+    if let Some(damage) = &end.truncated {
+        warnings.push(format!(
+            "the file is damaged after {}: normalized up to the damage ({damage})",
+            format_duration(input_frames as f64 / input_rate as f64)
+        ));
+    }
+    if end.skipped_packets > 0 {
+        warnings.push(format!(
+            "{} undecodable packets were skipped",
+            end.skipped_packets
+        ));
+    }
+
+    let duration = input_frames as f64 / input_rate as f64;
+    let redundant = redundancy.redundant();
+    let kept = if redundant { 1 } else { channels };
+    let channel_duration = (output_frames as f64 / output_rate as f64 * 1000.0).round() / 1000.0;
+    let input_nyquist = input_rate as f64 / 2.0;
+    let audio_channels = meters
+        .iter()
+        .take(kept)
+        .enumerate()
+        .map(|(i, m)| AudioChannel {
+            bandwidth: m.bandwidth(input_nyquist).to_string(),
+            channel: i as u32 + 1,
+            duration: channel_duration,
+        })
+        .collect();
+    let lossless_pcm = source.codec == "PCM" || source.codec.starts_with("G.711");
+    let bit_rate = match (lossless_pcm, source.bits_per_sample) {
+        (true, Some(bits)) => bits as u64 * input_rate as u64 * channels as u64,
+        _ => (metadata.len() as f64 * 8.0 / duration).round() as u64,
+    };
+    let info = AudioInfo {
+        bit_rate: bit_rate.to_string(),
+        bit_rate_mode: if lossless_pcm { "Constant" } else { "Variable" }.to_owned(),
+        channels: channels.to_string(),
+        codec: source.codec.clone(),
+        comment: source.tags.comment.clone(),
+        compression_mode: if lossless_pcm || source.codec == "FLAC" {
+            "Lossless"
+        } else {
+            "Lossy"
+        }
+        .to_owned(),
+        duration: format_duration(duration),
+        encoded_library: source.tags.encoder.clone(),
+        file_created_date: metadata.created().map(format_file_date).unwrap_or_default(),
+        file_modified_date: metadata
+            .modified()
+            .map(format_file_date)
+            .unwrap_or_default(),
+        file_size: metadata.len().to_string(),
+        format: source.container.clone(),
+        input_sampling_rate: input_rate.to_string(),
+        output_sampling_rate: output_rate.to_string(),
+        redundant_channel: redundant,
+        track: source.tags.track.clone(),
+    };
+    Ok(NormalizeReport {
+        info,
+        channels: audio_channels,
+        redundant,
+        warnings,
+    })
+}

@@ -1,0 +1,99 @@
+//! The normalize stage: reads the user's file from the work directory, stores per-channel PCM
+//! in MongoDB (where workers on any host can read it) and records what it learned.
+
+use mongodb::bson::{self, doc, Document};
+use tokio::sync::mpsc;
+use trd_core::domain::{AudioFile, BatchName, FileLocation, FileName, Stage};
+use trd_core::store::PcmWriter;
+use trd_core::worker::{
+    process_file_stage, Disposition, Job, StageFailure, StageWorker, WorkerContext,
+};
+
+use crate::normalize::{normalize_file, NormalizeError};
+
+pub struct Normalizer;
+
+impl StageWorker for Normalizer {
+    const STAGE: Stage = Stage::Normalize;
+
+    async fn handle(&self, ctx: &WorkerContext, job: Job) -> Disposition {
+        process_file_stage(ctx, Self::STAGE, job, |record| {
+            normalize_record(ctx, record)
+        })
+        .await
+    }
+}
+
+fn location_of(record: &AudioFile) -> Result<FileLocation, StageFailure> {
+    let corrupt = |e: trd_core::domain::InvalidName| {
+        StageFailure::Fatal(format!("the record's name is invalid: {e}"))
+    };
+    Ok(FileLocation {
+        batch: record
+            .batch
+            .as_deref()
+            .map(BatchName::parse)
+            .transpose()
+            .map_err(corrupt)?,
+        filename: FileName::parse(&record.filename).map_err(corrupt)?,
+    })
+}
+
+async fn normalize_record(
+    ctx: &WorkerContext,
+    record: AudioFile,
+) -> Result<Document, StageFailure> {
+    let path = location_of(&record)?.path_in(&ctx.settings.workdir);
+    if !path.is_file() {
+        return Err(StageFailure::Fatal(format!(
+            "the audio file {} is no longer in the work directory",
+            path.display()
+        )));
+    }
+    // A redone normalization starts from nothing: chunks of an interrupted attempt go first.
+    ctx.store.delete_pcm(record.id).await?;
+
+    let (tx, mut rx) = mpsc::channel::<Vec<Vec<i16>>>(4);
+    let rate = ctx.settings.sample_rate;
+    let decoding = tokio::task::spawn_blocking(move || {
+        normalize_file(&path, rate, |block| {
+            tx.blocking_send(block.to_vec())
+                .map_err(|_| NormalizeError::Sink("the PCM writer stopped".into()))
+        })
+    });
+    let mut writers: Vec<PcmWriter> = Vec::new();
+    while let Some(block) = rx.recv().await {
+        if writers.is_empty() {
+            writers = (1..=block.len() as u32)
+                .map(|ch| PcmWriter::new(&ctx.store, record.id, ch))
+                .collect();
+        }
+        for (writer, samples) in writers.iter_mut().zip(&block) {
+            writer.write(samples).await?;
+        }
+    }
+    let report = decoding
+        .await
+        .map_err(|e| StageFailure::Fatal(format!("the decoder crashed on this file: {e}")))?
+        .map_err(|e| {
+            if e.is_transient() {
+                StageFailure::Transient(e.to_string())
+            } else {
+                StageFailure::Fatal(e.to_string())
+            }
+        })?;
+    for writer in writers {
+        writer.finish().await?;
+    }
+    if report.redundant {
+        ctx.store.delete_pcm_channels_after(record.id, 1).await?;
+    }
+    for warning in &report.warnings {
+        tracing::warn!(file = %record.id, %warning, "normalized with a warning");
+    }
+    Ok(doc! {
+        "info": bson::to_bson(&report.info).expect("info serialises"),
+        "audioChannels": bson::to_bson(&report.channels).expect("channels serialise"),
+        "warnings": bson::to_bson(&report.warnings).expect("warnings serialise"),
+    })
+}

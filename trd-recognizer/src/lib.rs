@@ -1,0 +1,13 @@
+//! The recognition stage. A tour:
+//!
+//! - [`models`]: Vosk models by id, loaded lazily once per process and shared by all threads.
+//! - [`recognize`]: one segment of PCM → text, words with times and confidences.
+//! - [`stage`]: the queue handler — fans a diarized file out into one message per segment,
+//!   recognizes segments in parallel (here and on other hosts) and closes the file exactly
+//!   once, when its last segment is stored.
+
+pub mod models;
+pub mod recognize;
+pub mod stage;
+
+pub use stage::Recognizer;
