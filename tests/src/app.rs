@@ -29,7 +29,35 @@ pub struct TestApp {
     pub http: reqwest::Client,
     workdir: tempfile::TempDir,
     shutdown: CancellationToken,
+    api: ApiHandle,
     children: Vec<Child>,
+}
+
+/// The running API: its own cancellation (watcher, webhook sender) and Rocket's shutdown.
+struct ApiHandle {
+    cancel: CancellationToken,
+    rocket: rocket::Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn launch_api(settings: &Settings, cancel: CancellationToken) -> ApiHandle {
+    let rocket = trd_api::build(settings.clone(), cancel.clone())
+        .await
+        .expect("the API builds (are MongoDB and RabbitMQ running? use scripts/test)")
+        .ignite()
+        .await
+        .expect("the API ignites");
+    let handle = rocket.shutdown();
+    let task = tokio::spawn(async move {
+        if let Err(e) = rocket.launch().await {
+            eprintln!("API stopped: {e}");
+        }
+    });
+    ApiHandle {
+        cancel,
+        rocket: handle,
+        task,
+    }
 }
 
 fn free_port() -> u16 {
@@ -77,14 +105,7 @@ pub async fn spawn_app_with(workers: Workers, customise: impl FnOnce(&mut Settin
     let mut settings = test_settings(workdir.path());
     customise(&mut settings);
     let shutdown = CancellationToken::new();
-    let rocket = trd_api::build(settings.clone(), shutdown.clone())
-        .await
-        .expect("the API builds (are MongoDB and RabbitMQ running? use scripts/test)");
-    tokio::spawn(async move {
-        if let Err(e) = rocket.launch().await {
-            eprintln!("API stopped: {e}");
-        }
-    });
+    let api = launch_api(&settings, shutdown.child_token()).await;
     let store = Store::connect(&settings).await.expect("MongoDB");
     let queue = Queue::connect(&settings).await.expect("RabbitMQ");
     let mut app = TestApp {
@@ -95,6 +116,7 @@ pub async fn spawn_app_with(workers: Workers, customise: impl FnOnce(&mut Settin
         http: reqwest::Client::new(),
         workdir,
         shutdown,
+        api,
         children: Vec::new(),
     };
     match workers {
@@ -126,6 +148,30 @@ pub async fn spawn_app_with(workers: Workers, customise: impl FnOnce(&mut Settin
 }
 
 impl TestApp {
+    async fn wait_api_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self
+            .http
+            .get(self.url("/trd/audiofile/list"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "the API did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the API process's work (HTTP, watcher, webhook sender) and starts it again on the
+    /// same port and database, as a restart of the API process would.
+    pub async fn restart_api(&mut self) {
+        self.api.cancel.cancel();
+        self.api.rocket.clone().notify();
+        let _ = tokio::time::timeout(Duration::from_secs(15), &mut self.api.task).await;
+        self.api = launch_api(&self.settings, self.shutdown.child_token()).await;
+        self.wait_api_up().await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

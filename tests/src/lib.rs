@@ -3,8 +3,12 @@
 //! - [`app`]: `spawn_app()` — the real API on a free port, real workers (in-process or as the
 //!   same binaries `scripts/run` starts), a fresh database and queue prefix per test.
 //! - [`data`]: the shared test audio and its reference texts.
+//! - [`fixtures`]: records and segments written straight into MongoDB, in chosen states.
 //! - [`cer`]: character error rate, the accuracy figure for Korean.
+//! - [`receiver`]: a real HTTP server that receives webhooks.
 
 pub mod app;
 pub mod cer;
 pub mod data;
+pub mod fixtures;
+pub mod receiver;

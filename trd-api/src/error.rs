@@ -13,7 +13,11 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("{0} is unavailable")]
     Unavailable(&'static str, String),
     #[error("{0}")]
@@ -53,7 +57,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => Status::BadRequest,
             ApiError::NotFound(_) => Status::NotFound,
+            ApiError::Forbidden(_) => Status::Forbidden,
             ApiError::Conflict(_) => Status::Conflict,
+            ApiError::PayloadTooLarge(_) => Status::PayloadTooLarge,
             ApiError::Unavailable(..) => Status::ServiceUnavailable,
             ApiError::Internal(_) => Status::InternalServerError,
         }

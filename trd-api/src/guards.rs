@@ -98,8 +98,41 @@ fn parse_start_options(req: &Request<'_>, settings: &Settings) -> Result<StartOp
                 }
                 options.webhooks.push(value.to_owned());
             }
+            "diarization" => {
+                const MODES: [&str; 4] = ["auto", "speaker", "channel", "none"];
+                if !MODES.contains(&value) {
+                    return Err(ApiError::BadRequest(format!(
+                        "diarization '{value}' is not one of {}",
+                        MODES.join(", ")
+                    )));
+                }
+                options.diarization = Some(value.to_owned());
+            }
+            "speakers" => {
+                let n = speaker_count("speakers", value)?;
+                options.min_speakers = Some(n);
+                options.max_speakers = Some(n);
+            }
+            "min_speakers" => options.min_speakers = Some(speaker_count("min_speakers", value)?),
+            "max_speakers" => options.max_speakers = Some(speaker_count("max_speakers", value)?),
             _ => {}
         }
     }
+    if let (Some(min), Some(max)) = (options.min_speakers, options.max_speakers) {
+        if min > max {
+            return Err(ApiError::BadRequest(format!(
+                "min_speakers {min} is above max_speakers {max}"
+            )));
+        }
+    }
     Ok(options)
+}
+
+fn speaker_count(name: &str, value: &str) -> Result<u32, ApiError> {
+    match value.parse::<u32>() {
+        Ok(n @ 1..=32) => Ok(n),
+        _ => Err(ApiError::BadRequest(format!(
+            "{name} must be a whole number from 1 to 32, not '{value}'"
+        ))),
+    }
 }

@@ -16,6 +16,8 @@ pub mod routes;
 pub mod status;
 pub mod view;
 pub mod watcher;
+pub mod webhooks;
+pub mod zip_stream;
 
 use std::sync::Arc;
 
@@ -41,9 +43,21 @@ pub async fn build(
     let store = Store::connect(&settings).await?;
     let queue = Queue::connect(&settings).await?;
     let settings = Arc::new(settings);
-    tokio::spawn(watcher::watch(store.clone(), settings.clone(), shutdown));
+    tokio::spawn(watcher::watch(
+        store.clone(),
+        settings.clone(),
+        shutdown.clone(),
+    ));
 
+    let spool = settings.workdir.join(routes::upload::SPOOL_DIR);
+    std::fs::create_dir_all(&spool)?;
+    let upload_limit = rocket::data::ByteUnit::from(settings.upload_limit_bytes);
+    let limits = rocket::data::Limits::default()
+        .limit("file", upload_limit)
+        .limit("data-form", upload_limit);
     let figment = rocket::Config::figment()
+        .merge(("limits", limits))
+        .merge(("temp_dir", spool))
         .merge(("port", settings.port))
         .merge(("address", settings.address.clone()))
         .merge(("cli_colors", false));
@@ -52,6 +66,7 @@ pub async fn build(
         store,
         queue,
     };
+    tokio::spawn(webhooks::deliver::run(app.clone(), shutdown.clone()));
     Ok(rocket::custom(figment)
         .manage(app)
         .attach(AdHoc::on_request("trailing slash", |req, _| {
@@ -62,7 +77,7 @@ pub async fn build(
 }
 
 fn routes() -> Vec<rocket::Route> {
-    use routes::{audiofile, transcription};
+    use routes::{audiofile, transcription, upload, webhook};
     rocket::routes![
         audiofile::get_record,
         audiofile::list_all,
@@ -80,6 +95,12 @@ fn routes() -> Vec<rocket::Route> {
         transcription::status_one,
         transcription::status_batch,
         transcription::result_one,
+        transcription::result_batch,
+        routes::query::query_collection,
+        upload::upload,
+        webhook::whoami,
+        webhook::validate_get,
+        webhook::validate_post,
     ]
 }
 

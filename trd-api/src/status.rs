@@ -1,215 +1,479 @@
-//! Progress figures for a file and for a batch (contract section 4).
+//! Progress figures for a file and for a batch (contract section 4). MongoDB does the summing
+//! (`trd_core::store::figures`); this module turns the sums into the contract's figures and
+//! estimates the time left.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use mongodb::bson::oid::ObjectId;
-use serde_json::{json, Value};
-use trd_core::domain::{AudioFile, BatchName, Control, Segment, SegmentStatus, Status};
+use mongodb::bson::{oid::ObjectId, DateTime};
+use serde_json::{json, Map, Value};
+use trd_core::domain::{AudioFile, BatchName, Control, SegmentStatus, Status};
+use trd_core::store::figures::{FileBrief, FileGroup, RecentWork, SpeechTally};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::guards::App;
 
-#[derive(Default, Clone, Copy)]
-struct Speech {
-    seconds: f64,
-    segments: u64,
-}
+/// How far back "the throughput the workers are achieving now" looks.
+const THROUGHPUT_WINDOW_MS: i64 = 3 * 60 * 1000;
+
+/// Share of a file's work each part of the pipeline stands for in `progress`: recognition
+/// (per speech second, segment-parallel, the slowest stage) dominates.
+const NORMALIZATION_SHARE: f64 = 0.05;
+const DIARIZATION_SHARE: f64 = 0.05;
+
+/// Bytes per audio second assumed before any file of the batch is normalized (16-bit 16 kHz
+/// mono PCM); replaced by the batch's own ratio as soon as one file is.
+const ASSUMED_BYTES_PER_SECOND: f64 = 32_000.0;
+
+/// Audio seconds one core gets through per second before any throughput is measured.
+const ASSUMED_SPEED_PER_CORE: f64 = 4.0;
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-fn speech_by_status<'a>(
-    segments: impl Iterator<Item = &'a Segment>,
-) -> BTreeMap<&'static str, Speech> {
-    let mut acc: BTreeMap<&'static str, Speech> = BTreeMap::new();
-    for s in segments {
-        let e = acc.entry(s.status.as_str()).or_default();
-        e.seconds += s.duration();
-        e.segments += 1;
-    }
-    acc
-}
-
-fn speech_json(acc: &BTreeMap<&'static str, Speech>) -> Value {
-    let map: serde_json::Map<String, Value> = acc
-        .iter()
-        .map(|(k, v)| {
-            (
-                (*k).to_owned(),
-                json!({"seconds": round3(v.seconds), "segments": v.segments}),
-            )
-        })
-        .collect();
-    Value::Object(map)
+fn speech_json(tallies: &[SpeechTally]) -> Value {
+    let by_status: BTreeMap<&str, (f64, u64)> =
+        tallies.iter().fold(BTreeMap::new(), |mut acc, t| {
+            let e = acc.entry(t.status.as_str()).or_insert((0.0, 0));
+            e.0 += t.seconds;
+            e.1 += t.segments;
+            acc
+        });
+    Value::Object(
+        by_status
+            .into_iter()
+            .map(|(k, (seconds, segments))| {
+                (
+                    k.to_owned(),
+                    json!({"seconds": round3(seconds), "segments": segments}),
+                )
+            })
+            .collect(),
+    )
 }
 
 pub async fn file_status(app: &App, record: &AudioFile) -> ApiResult<Value> {
-    let segments = app.store.segments_of(record.id).await?;
+    let speech = app.store.speech_by_status(&[record.id]).await?;
     Ok(json!({
-        "accounted_speech": speech_json(&speech_by_status(segments.iter())),
+        "accounted_speech": speech_json(&speech),
         "total_segments": record.total_segments.unwrap_or(0),
         "total_speech": round3(record.total_speech.unwrap_or(0.0)),
     }))
 }
 
-fn file_duration(r: &AudioFile) -> Option<f64> {
-    r.audio_channels
-        .as_ref()
-        .and_then(|chs| chs.iter().map(|c| c.duration).reduce(f64::max))
+/// Everything the batch figures are computed from, as MongoDB summed it.
+#[derive(Debug)]
+pub struct BatchSums {
+    pub groups: Vec<FileGroup>,
+    /// Segments of every file of the batch, per recognition status.
+    pub recognition: Vec<SpeechTally>,
+    /// Files in recognition that are not over yet (not FINISHED or FAILED).
+    pub in_recognition: Vec<FileBrief>,
+    /// Their segments' speech per (file, status).
+    pub in_recognition_speech: Vec<(ObjectId, SegmentStatus, f64)>,
+    pub diarized_recently: RecentWork,
+    pub recognized_recently: RecentWork,
+    pub now: DateTime,
 }
 
-/// Share of a file's pipeline work that is done, 0–1. Recognition dominates the cost, so it
-/// carries most of the weight, in proportion to the speech already recognized.
-fn file_progress(r: &AudioFile, recognized_speech: f64) -> f64 {
-    if matches!(r.control, Control::Finished | Control::Failed) {
-        return 1.0;
+impl Default for BatchSums {
+    fn default() -> Self {
+        Self {
+            groups: Vec::new(),
+            recognition: Vec::new(),
+            in_recognition: Vec::new(),
+            in_recognition_speech: Vec::new(),
+            diarized_recently: RecentWork::default(),
+            recognized_recently: RecentWork::default(),
+            now: DateTime::now(),
+        }
     }
-    match r.status {
-        Status::Initial | Status::Normalizing => 0.0,
-        Status::Normalized | Status::Diarizing => 0.1,
-        Status::Diarized | Status::Recognizing | Status::Recognized => {
-            let total = r.total_speech.unwrap_or(0.0);
-            let fraction = if total > 0.0 {
-                (recognized_speech / total).min(1.0)
+}
+
+impl BatchSums {
+    pub async fn load(app: &App, batch: &BatchName) -> ApiResult<Self> {
+        let now = DateTime::now();
+        let since = DateTime::from_millis(now.timestamp_millis() - THROUGHPUT_WINDOW_MS);
+        let (groups, with_segments) = futures::try_join!(
+            app.store.batch_file_groups(batch),
+            app.store.batch_briefs(batch, Status::Diarizing),
+        )?;
+        let all: Vec<ObjectId> = with_segments.iter().map(|f| f.id).collect();
+        let in_recognition: Vec<FileBrief> = with_segments
+            .iter()
+            .filter(|f| !is_over(f.control) && f.status >= Status::Diarized)
+            .cloned()
+            .collect();
+        let open: Vec<ObjectId> = in_recognition.iter().map(|f| f.id).collect();
+        // Only files still open, or closed within the window, can have recent work.
+        let recent: Vec<ObjectId> = with_segments
+            .iter()
+            .filter(|f| !is_over(f.control) || f.last_update >= since)
+            .map(|f| f.id)
+            .collect();
+        let (recognition, in_recognition_speech, diarized_recently, recognized_recently) = futures::try_join!(
+            app.store.speech_by_status(&all),
+            app.store.recognition_by_file(&open),
+            app.store.diarized_since(&recent, since),
+            app.store.recognized_since(&recent, since),
+        )?;
+        Ok(Self {
+            groups,
+            recognition,
+            in_recognition,
+            in_recognition_speech,
+            diarized_recently,
+            recognized_recently,
+            now,
+        })
+    }
+}
+
+fn is_over(control: Control) -> bool {
+    matches!(control, Control::Finished | Control::Failed)
+}
+
+/// A batch's figures as of now, bypassing (and refreshing) the shared snapshot: for answers
+/// that must reflect a change just made, like a reset.
+pub async fn batch_status_now(app: &App, batch: &BatchName) -> ApiResult<Value> {
+    let started = Instant::now();
+    let sums = BatchSums::load(app, batch).await;
+    let cost = started.elapsed();
+    let key = snapshot_key(app, batch);
+    let mut shared = snapshots().lock().unwrap_or_else(|e| e.into_inner());
+    shared.retain(|_, s| s.taken.elapsed() < s.serve_for());
+    let sums = sums?;
+    if sums.groups.is_empty() {
+        shared.remove(&key);
+        return Err(ApiError::NotFound(format!(
+            "no batch '{batch}' (no registered files in it)"
+        )));
+    }
+    let figures = batch_figures(batch, &sums, app.settings.concurrency());
+    if cost >= SLOW_FIGURES {
+        let snapshot = Snapshot {
+            figures: figures.clone(),
+            taken: started,
+            cost,
+            refreshing: false,
+        };
+        shared.insert(key, snapshot);
+    } else {
+        shared.remove(&key);
+    }
+    Ok(figures)
+}
+
+/// The batch status clients poll. Figures that take long to sum (batches of thousands of
+/// files) are shared between polls: a poll gets the latest snapshot while it is fresh enough,
+/// and one past its refresh time is refreshed in the background, so polling never waits for
+/// MongoDB to sum the batch again. Quick batches are always summed on the spot.
+pub async fn batch_status(app: &App, batch: &BatchName) -> ApiResult<Value> {
+    let key = snapshot_key(app, batch);
+    {
+        let mut shared = snapshots().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = shared.get_mut(&key) {
+            let age = s.taken.elapsed();
+            if age < s.serve_for() {
+                if age >= s.refresh_after() && !s.refreshing {
+                    s.refreshing = true;
+                    let (app, batch) = (app.clone(), batch.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = batch_status_now(&app, &batch).await {
+                            tracing::warn!(batch = %batch, error = %e, "refreshing batch figures failed");
+                            snapshots()
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .remove(&snapshot_key(&app, &batch));
+                        }
+                    });
+                }
+                return Ok(s.figures.clone());
+            }
+        }
+    }
+    batch_status_now(app, batch).await
+}
+
+/// Summing a batch longer than this makes its figures worth sharing between polls.
+const SLOW_FIGURES: Duration = Duration::from_millis(25);
+/// Shortest time between two summings of a shared batch.
+const SNAPSHOT_REFRESH: Duration = Duration::from_secs(1);
+
+struct Snapshot {
+    figures: Value,
+    /// When the summing began: the figures are at least that old.
+    taken: Instant,
+    /// How long the summing took.
+    cost: Duration,
+    refreshing: bool,
+}
+
+impl Snapshot {
+    /// Re-summing at most a fifth of the time keeps MongoDB free for the pipeline.
+    fn refresh_after(&self) -> Duration {
+        SNAPSHOT_REFRESH.max(self.cost * 4)
+    }
+
+    /// Long enough for a background refresh to land before the snapshot expires.
+    fn serve_for(&self) -> Duration {
+        self.refresh_after() + self.cost * 4
+    }
+}
+
+/// Per database (tests run several apps in one process) and batch.
+type SnapshotKey = (String, String);
+
+fn snapshot_key(app: &App, batch: &BatchName) -> SnapshotKey {
+    (app.settings.database.clone(), batch.as_str().to_owned())
+}
+
+fn snapshots() -> &'static Mutex<HashMap<SnapshotKey, Snapshot>> {
+    static SNAPSHOTS: OnceLock<Mutex<HashMap<SnapshotKey, Snapshot>>> = OnceLock::new();
+    SNAPSHOTS.get_or_init(Mutex::default)
+}
+
+/// The contract's batch status from the sums.
+pub fn batch_figures(batch: &BatchName, sums: &BatchSums, cores: usize) -> Value {
+    let groups = &sums.groups;
+    let sum = |f: &dyn Fn(&FileGroup) -> f64| groups.iter().map(f).sum::<f64>();
+    let total_files = sum(&|g| g.files as f64) as u64;
+    let total_bytes = sum(&|g| g.bytes as f64) as i64;
+    let total_audio = sum(&|g| g.audio);
+    let total_audio_ch = sum(&|g| g.audio_ch);
+    let total_speech = sum(&|g| g.speech);
+    let total_segments = sum(&|g| g.segments as f64) as i64;
+    let past = |stage: Status| {
+        if total_files == 0 {
+            return 0.0;
+        }
+        sum(&|g| {
+            if g.status >= stage {
+                g.files as f64
             } else {
                 0.0
-            };
-            0.2 + 0.8 * fraction
-        }
-    }
-}
-
-pub async fn batch_status(app: &App, batch: &BatchName) -> ApiResult<Value> {
-    let records = app.store.list(Some(Some(batch))).await?;
-    let ids: Vec<ObjectId> = records.iter().map(|r| r.id).collect();
-    let segments = app.store.segments_of_files(&ids).await?;
-    let mut recognized_by_file: BTreeMap<ObjectId, f64> = BTreeMap::new();
-    for s in segments
-        .iter()
-        .filter(|s| s.status != SegmentStatus::Processing)
-    {
-        *recognized_by_file.entry(s.audiofile_id).or_default() += s.duration();
-    }
-
-    let mut by_control: BTreeMap<&str, (i64, u64)> = BTreeMap::new();
-    let mut by_status: BTreeMap<&str, (i64, u64)> = BTreeMap::new();
-    let (mut total_bytes, mut total_audio, mut total_audio_ch, mut total_speech) =
-        (0i64, 0.0, 0.0, 0.0);
-    let mut total_segments = 0i64;
-    let (mut normalized, mut diarized, mut recognized) = (0usize, 0usize, 0usize);
-    let mut progress_sum = 0.0;
-    let mut remaining_audio = 0.0;
-    let mut recent_finished_audio = 0.0;
-    let mut oldest_recent_finish: Option<i64> = None;
-    let now = mongodb::bson::DateTime::now().timestamp_millis();
-    const THROUGHPUT_WINDOW_MS: i64 = 10 * 60 * 1000;
-
-    let bytes_per_second = {
-        let known: Vec<(f64, f64)> = records
-            .iter()
-            .filter_map(|r| file_duration(r).map(|d| (r.size as f64, d)))
-            .collect();
-        let (b, d) = known
-            .iter()
-            .fold((0.0, 0.0), |acc, x| (acc.0 + x.0, acc.1 + x.1));
-        if d > 0.0 {
-            b / d
-        } else {
-            32_000.0
-        }
-    };
-
-    for r in &records {
-        let c = by_control.entry(r.control.as_str()).or_default();
-        c.0 += r.size;
-        c.1 += 1;
-        let s = by_status.entry(r.status.as_str()).or_default();
-        s.0 += r.size;
-        s.1 += 1;
-        total_bytes += r.size;
-        let duration = file_duration(r);
-        total_audio += duration.unwrap_or(0.0);
-        total_audio_ch += r
-            .audio_channels
-            .as_ref()
-            .map_or(0.0, |chs| chs.iter().map(|c| c.duration).sum());
-        total_speech += r.total_speech.unwrap_or(0.0);
-        total_segments += r.total_segments.unwrap_or(0);
-        normalized += usize::from(r.status >= Status::Normalized);
-        diarized += usize::from(r.status >= Status::Diarized);
-        recognized += usize::from(r.status >= Status::Recognized);
-        let p = file_progress(r, recognized_by_file.get(&r.id).copied().unwrap_or(0.0));
-        progress_sum += p;
-        let audio = duration.unwrap_or(r.size as f64 / bytes_per_second);
-        if r.control == Control::Running {
-            remaining_audio += audio * (1.0 - p);
-        }
-        if r.control == Control::Finished
-            && now - r.last_update.timestamp_millis() < THROUGHPUT_WINDOW_MS
-        {
-            recent_finished_audio += audio;
-            let t = r.last_update.timestamp_millis();
-            oldest_recent_finish = Some(oldest_recent_finish.map_or(t, |o: i64| o.min(t)));
-        }
-    }
-    let n = records.len();
-    let fraction = |k: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
-    let eta = estimate_eta(
-        remaining_audio,
-        recent_finished_audio,
-        oldest_recent_finish,
-        now,
-        app.settings.concurrency(),
-    );
-
-    let counts = |m: BTreeMap<&str, (i64, u64)>| -> Value {
-        Value::Object(
-            m.into_iter()
-                .map(|(k, (b, f))| (k.to_owned(), json!({"bytes": b, "files": f})))
-                .collect(),
-        )
+            }
+        }) / total_files as f64
     };
     let rate = |speech: f64, audio: f64| if audio > 0.0 { speech / audio } else { 0.0 };
-    Ok(json!({
-        "ETA": eta,
+    let work = Work::new(sums);
+    json!({
+        "ETA": work.eta(sums, cores),
         "batch": batch.as_str(),
-        "accounted_control": counts(by_control),
-        "accounted_status": counts(by_status),
-        "accounted_recognition": speech_json(&speech_by_status(segments.iter())),
-        "normalization": fraction(normalized),
-        "diarization": fraction(diarized),
-        "recognition": fraction(recognized),
-        "progress": if n == 0 { 0.0 } else { progress_sum / n as f64 },
+        "accounted_control": files_and_bytes(groups, |g| g.control.as_str()),
+        "accounted_status": files_and_bytes(groups, |g| g.status.as_str()),
+        "accounted_recognition": speech_json(&sums.recognition),
+        "normalization": past(Status::Normalized),
+        "diarization": past(Status::Diarized),
+        "recognition": past(Status::Recognized),
+        "progress": work.progress(),
         "speech2audio_rate": rate(total_speech, total_audio),
         "speech2audio_rate_ch": rate(total_speech, total_audio_ch),
         "total_audio": round3(total_audio),
         "total_audio_ch": round3(total_audio_ch),
         "total_bytes": total_bytes,
-        "total_files": n,
+        "total_files": total_files,
         "total_segments": total_segments,
         "total_speech": round3(total_speech),
-    }))
+    })
 }
 
-/// Seconds until the running files are done: remaining audio divided by the audio throughput
-/// the batch achieved over the last minutes. Before anything has finished there is no
-/// measured throughput yet; then a conservative per-core real-time factor stands in.
-fn estimate_eta(
-    remaining_audio: f64,
-    recent_audio: f64,
-    oldest_recent: Option<i64>,
-    now: i64,
-    cores: usize,
-) -> f64 {
-    if remaining_audio <= 0.0 {
-        return 0.0;
+fn files_and_bytes(groups: &[FileGroup], key: impl Fn(&FileGroup) -> &'static str) -> Value {
+    let mut acc: BTreeMap<&str, (i64, u64)> = BTreeMap::new();
+    for g in groups {
+        let e = acc.entry(key(g)).or_default();
+        e.0 += g.bytes;
+        e.1 += g.files;
     }
-    let measured = oldest_recent
-        .map(|t| ((now - t) as f64 / 1000.0).max(1.0))
-        .filter(|_| recent_audio > 0.0)
-        .map(|elapsed| recent_audio / elapsed);
-    const ASSUMED_REALTIME_FACTOR: f64 = 0.25;
-    let throughput = measured.unwrap_or(cores.max(1) as f64 / ASSUMED_REALTIME_FACTOR);
-    (remaining_audio / throughput).round()
+    Value::Object(
+        acc.into_iter()
+            .map(|(k, (bytes, files))| (k.to_owned(), json!({"bytes": bytes, "files": files})))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// The batch's work in audio seconds (what is done, what is left) and in speech seconds
+/// (what each stage still has to get through).
+struct Work {
+    total_audio: f64,
+    done_audio: f64,
+    /// Running files: audio not yet through normalization and diarization, as speech.
+    upstream_speech: f64,
+    /// Running files: speech not yet recognized (including what diarization will find).
+    recognition_speech: f64,
+    /// Running files: audio not yet done, for the estimate before anything is measured.
+    running_audio_left: f64,
+}
+
+impl Work {
+    fn new(sums: &BatchSums) -> Self {
+        let groups = &sums.groups;
+        let normalized = groups.iter().filter(|g| g.status >= Status::Normalized);
+        let (audio, bytes) =
+            normalized.fold((0.0, 0.0), |(a, b), g| (a + g.audio, b + g.bytes as f64));
+        let audio_per_byte = if audio > 0.0 && bytes > 0.0 {
+            audio / bytes
+        } else {
+            1.0 / ASSUMED_BYTES_PER_SECOND
+        };
+        let diarized = groups.iter().filter(|g| g.status >= Status::Diarized);
+        let (speech, bytes) =
+            diarized.fold((0.0, 0.0), |(s, b), g| (s + g.speech, b + g.bytes as f64));
+        let speech_per_byte = if bytes > 0.0 { speech / bytes } else { 0.0 };
+
+        let mut speech_left: HashMap<ObjectId, (f64, f64)> = HashMap::new();
+        for (file, status, seconds) in &sums.in_recognition_speech {
+            let e = speech_left.entry(*file).or_default();
+            e.1 += seconds;
+            if *status == SegmentStatus::Processing {
+                e.0 += seconds;
+            }
+        }
+
+        let mut w = Work {
+            total_audio: 0.0,
+            done_audio: 0.0,
+            upstream_speech: 0.0,
+            recognition_speech: 0.0,
+            running_audio_left: 0.0,
+        };
+        for g in groups {
+            let audio = if g.status >= Status::Normalized {
+                g.audio
+            } else {
+                g.bytes as f64 * audio_per_byte
+            };
+            w.total_audio += audio;
+            let done = if is_over(g.control) {
+                audio
+            } else if g.status >= Status::Diarized {
+                // Per file below: these are the files in recognition.
+                0.0
+            } else if g.status >= Status::Normalized {
+                audio * NORMALIZATION_SHARE
+            } else {
+                0.0
+            };
+            w.done_audio += done;
+            if g.control == Control::Running && g.status < Status::Diarized {
+                w.upstream_speech += g.bytes as f64 * speech_per_byte;
+                w.running_audio_left += audio - done;
+            }
+        }
+        w.recognition_speech = w.upstream_speech;
+        for f in &sums.in_recognition {
+            let audio = f.audio.unwrap_or(f.bytes as f64 * audio_per_byte);
+            let (left, all) = speech_left.get(&f.id).copied().unwrap_or_default();
+            let recognized = if all > 0.0 { 1.0 - left / all } else { 1.0 };
+            let share = NORMALIZATION_SHARE + DIARIZATION_SHARE;
+            let done = audio * (share + (1.0 - share) * recognized);
+            w.done_audio += done;
+            if f.control == Control::Running {
+                w.recognition_speech += left;
+                w.running_audio_left += audio - done;
+            }
+        }
+        w
+    }
+
+    fn progress(&self) -> f64 {
+        if self.total_audio > 0.0 {
+            (self.done_audio / self.total_audio).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// Seconds until the running files are done. Normalization feeds diarization, so the
+    /// diarizer's output (speech found per second) is the pace of both; recognition has its
+    /// own pace. Each drains what is left for it at its measured pace and the slower one
+    /// decides. A stage not measured yet is assumed to keep pace with the other; with no
+    /// measurement at all, a per-core speed stands in.
+    fn eta(&self, sums: &BatchSums, cores: usize) -> f64 {
+        if self.running_audio_left <= 0.0 && self.recognition_speech <= 0.0 {
+            return 0.0;
+        }
+        let upstream = pace(&sums.diarized_recently, sums.now);
+        let recognition = pace(&sums.recognized_recently, sums.now);
+        let seconds = match (upstream.or(recognition), recognition.or(upstream)) {
+            (Some(up), Some(rec)) => (self.upstream_speech / up).max(self.recognition_speech / rec),
+            _ => self.running_audio_left / (cores.max(1) as f64 * ASSUMED_SPEED_PER_CORE),
+        };
+        seconds.round()
+    }
+}
+
+/// Speech seconds per second a stage achieved over its recent work.
+fn pace(work: &RecentWork, now: DateTime) -> Option<f64> {
+    let started = work.started?;
+    let elapsed = (now.timestamp_millis() - started.timestamp_millis()) as f64 / 1000.0;
+    (work.done > 0.0 && elapsed > 0.0).then(|| work.done / elapsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> DateTime {
+        DateTime::from_millis(ms)
+    }
+
+    fn work(started: i64, done: f64) -> RecentWork {
+        RecentWork {
+            started: Some(at(started)),
+            done,
+        }
+    }
+
+    #[test]
+    fn pace_is_the_work_done_over_the_time_since_it_began() {
+        assert_eq!(pace(&work(0, 20.0), at(20_000)), Some(1.0));
+        assert_eq!(pace(&work(0, 0.0), at(20_000)), None);
+        assert_eq!(pace(&RecentWork::default(), at(20_000)), None);
+    }
+
+    fn group(control: Control, status: Status, bytes: i64, audio: f64, speech: f64) -> FileGroup {
+        FileGroup {
+            control,
+            status,
+            files: 1,
+            bytes,
+            audio,
+            audio_ch: audio,
+            speech,
+            segments: 0,
+        }
+    }
+
+    #[test]
+    fn eta_drains_each_stage_at_its_pace_and_the_slower_decides() {
+        let sums = BatchSums {
+            groups: vec![
+                group(Control::Finished, Status::Recognized, 1000, 100.0, 50.0),
+                group(Control::Running, Status::Initial, 1000, 0.0, 0.0),
+            ],
+            // Upstream delivers 1 speech second per second, recognition 0.5.
+            diarized_recently: work(0, 10.0),
+            recognized_recently: work(0, 5.0),
+            now: at(10_000),
+            ..BatchSums::default()
+        };
+        let work = Work::new(&sums);
+        // The running file should hold as much speech per byte as the finished one: 50 s.
+        assert_eq!(work.upstream_speech, 50.0);
+        assert_eq!(work.recognition_speech, 50.0);
+        assert_eq!(work.eta(&sums, 2), 100.0);
+        assert_eq!(work.progress(), 0.5);
+    }
+
+    #[test]
+    fn nothing_running_means_no_eta() {
+        let sums = BatchSums {
+            groups: vec![group(Control::Idle, Status::Initial, 1000, 0.0, 0.0)],
+            ..BatchSums::default()
+        };
+        assert_eq!(Work::new(&sums).eta(&sums, 2), 0.0);
+    }
 }

@@ -68,6 +68,17 @@ pub fn result(r: &AudioFile, segments: &[Segment]) -> Value {
     v
 }
 
+/// One webhook delivery's outcome, as shown on the record.
+pub fn delivery(d: &crate::webhooks::outbox::Delivery) -> Value {
+    json!({
+        "url": d.url,
+        "event": d.event,
+        "state": d.state,
+        "attempts": d.attempts,
+        "history": d.history.iter().map(|a| json!({"at": http_date(a.at), "outcome": a.outcome})).collect::<Vec<_>>(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,15 @@ pub struct Settings {
     pub settle_ms: u64,
     /// Largest accepted upload, in bytes.
     pub upload_limit_bytes: u64,
+    /// Where webhooks and `validate` may connect: IP networks (`10.0.0.0/8`, `::1/128`) or
+    /// host names. Link-local networks (cloud metadata endpoints) are never reachable.
+    pub webhook_allow: Vec<String>,
+    /// Delivery attempts per webhook before giving up.
+    pub webhook_max_attempts: u32,
+    /// Delay before the first retry; each further retry waits twice as long.
+    pub webhook_backoff_ms: u64,
+    /// Time limit of one webhook request.
+    pub webhook_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -74,6 +83,19 @@ impl Default for Settings {
             rescan_interval_ms: 2_000,
             settle_ms: 1_000,
             upload_limit_bytes: 4 * 1024 * 1024 * 1024,
+            webhook_allow: [
+                "127.0.0.0/8",
+                "::1/128",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "fc00::/7",
+            ]
+            .map(String::from)
+            .to_vec(),
+            webhook_max_attempts: 8,
+            webhook_backoff_ms: 1_000,
+            webhook_timeout_ms: 10_000,
         }
     }
 }
@@ -132,6 +154,9 @@ impl Settings {
         }
         if !(1.0..=600.0).contains(&self.max_segment_seconds) {
             return invalid("max_segment_seconds", "must be between 1 and 600");
+        }
+        if self.webhook_max_attempts == 0 {
+            return invalid("webhook_max_attempts", "must be at least 1");
         }
         if self.max_delivery_attempts == 0 {
             return invalid("max_delivery_attempts", "must be at least 1");

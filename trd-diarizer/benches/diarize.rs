@@ -44,6 +44,37 @@ fn run(channels: &[Vec<i16>]) -> Run {
     }
 }
 
+/// CPU ticks used so far by each thread of this process, by thread id.
+fn thread_ticks() -> Vec<(String, u64)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| {
+            let t = t.ok()?;
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // Fields after the parenthesised name: utime and stime are the 12th and 13th.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            Some((t.file_name().to_string_lossy().into_owned(), ticks))
+        })
+        .collect()
+}
+
+/// The busiest thread's share of the CPU time spent between two [`thread_ticks`] snapshots:
+/// with free cores, wall time is about this share of CPU time, whatever else loads the machine.
+fn busiest_thread_share(before: &[(String, u64)], after: &[(String, u64)]) -> f64 {
+    let used: Vec<u64> = after
+        .iter()
+        .map(|(id, t)| t - before.iter().find(|(b, _)| b == id).map_or(0, |(_, b)| *b))
+        .collect();
+    let total: u64 = used.iter().sum();
+    used.iter()
+        .max()
+        .map_or(f64::NAN, |&m| m as f64 / total.max(1) as f64)
+}
+
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -105,7 +136,9 @@ fn main() {
     // (plus the PCM, which the real pipeline holds too).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let long_channels = vec![long];
+    let ticks = thread_ticks();
     let r = run(&long_channels);
+    let share = busiest_thread_share(&ticks, &thread_ticks());
     let report = der::score(&long_reference, &common::as_rttm("long", &r.turns), COLLAR);
     print_row(
         "30-minute concatenation",
@@ -115,9 +148,11 @@ fn main() {
         &report,
     );
     println!(
-        "\n30-minute file: {} reference speakers, peak RSS {:.0} MiB",
+        "\n30-minute file: {} reference speakers, peak RSS {:.0} MiB, busiest thread did {:.0} % \
+         of the CPU work (the wall/CPU ratio on otherwise idle cores)",
         names(&long_reference),
-        peak_rss_mib()
+        peak_rss_mib(),
+        100.0 * share
     );
     println!("targets: CPU RTF <= 0.020; wall/CPU <= 0.6 on 2 cores for the long file; DER <= 10 % (collar {COLLAR} s)");
 }

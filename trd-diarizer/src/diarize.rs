@@ -1,5 +1,9 @@
 //! Who spoke when, from PCM: Silero voice activity, CAM++ embeddings of overlapping windows,
 //! spectral clustering, then turns cut to recognizer size.
+//!
+//! The embedding network runs once over each stretch of speech (up to `MAX_PASS_SECONDS`) and
+//! the windows are pooled from its frame-level output: overlapping windows then cost nothing
+//! extra, which is what keeps diarization well under 2 % of real time on one core.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -18,9 +22,9 @@ use crate::vad::{self, SileroVad};
 /// How speakers are told apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DiarizationMode {
-    /// Mono: by voice. Several channels: by voice within each channel, on its own (a call
-    /// recorded in stereo usually has one speaker per channel, and the same voice cannot be on
-    /// two channels).
+    /// Mono: by voice. Several channels: by voice within each channel, each channel on its own
+    /// (a call recorded in stereo usually has one speaker per channel, so comparing voices
+    /// across channels would only risk merging two similar ones).
     #[default]
     Auto,
     /// By voice across all channels together, so one person heard on several channels is one

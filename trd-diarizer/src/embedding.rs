@@ -347,8 +347,10 @@ mod tests {
     #[test]
     fn clips_of_one_speaker_are_each_others_nearest_neighbours() {
         let models = models().expect("diarizer models are provisioned");
-        let dir =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ko/zeroth-speakers");
+        let dir = std::env::var_os("TRD_TEST_DATA")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
+            .join("ko/zeroth-speakers");
         let list = std::fs::read_to_string(dir.join("speakers.tsv")).unwrap();
         let clips: Vec<(String, Vec<f32>)> = list
             .lines()

@@ -1,12 +1,12 @@
 //! The diarize stage: normalized PCM in, speech segments (status PROCESSING) out.
 
 use mongodb::bson::{doc, oid::ObjectId};
-use trd_core::domain::{AudioFile, Segment, SegmentStatus, Stage};
+use trd_core::domain::{AudioFile, Segment, SegmentStatus, Stage, StartOptions};
 use trd_core::worker::{
     process_file_stage, Disposition, Job, StageFailure, StageWorker, WorkerContext,
 };
 
-use crate::diarize::{diarize, DiarizationRequest};
+use crate::diarize::{diarize, DiarizationRequest, DiarizeError, SpeakerConstraint};
 
 pub struct Diarizer;
 
@@ -38,12 +38,14 @@ async fn diarize_file(
     }
     let sample_rate = ctx.settings.sample_rate;
     let max_segment_seconds = ctx.settings.max_segment_seconds;
+    let options = record.options.clone();
     let turns = tokio::task::spawn_blocking(move || {
-        let request = DiarizationRequest::new(
+        let mut request = DiarizationRequest::new(
             pcm.iter().map(Vec::as_slice).collect(),
             sample_rate,
             max_segment_seconds,
         );
+        apply_options(&mut request, &options)?;
         diarize(&request)
     })
     .await
@@ -76,6 +78,26 @@ async fn diarize_file(
         "total_segments": segments.len() as i64,
         "total_speech": round_ms(total_speech),
     })
+}
+
+/// The start's diarization parameters (validated by the API; re-checked here because a record
+/// is data, and data can be old).
+fn apply_options(
+    request: &mut DiarizationRequest<'_>,
+    options: &StartOptions,
+) -> Result<(), DiarizeError> {
+    if let Some(mode) = &options.diarization {
+        request.mode = mode.parse()?;
+    }
+    if options.min_speakers.is_some() || options.max_speakers.is_some() {
+        let default = SpeakerConstraint::default();
+        let min = options.min_speakers.map_or(default.min(), |m| m as usize);
+        let max = options
+            .max_speakers
+            .map_or(default.max().max(min), |m| m as usize);
+        request.speakers = SpeakerConstraint::between(min, max)?;
+    }
+    Ok(())
 }
 
 fn round_ms(seconds: f64) -> f64 {

@@ -12,7 +12,7 @@ use crate::nn::{matmul, relu, sigmoid, Conv, Weights};
 
 pub const SAMPLE_RATE: u32 = 16_000;
 /// Samples per chunk, i.e. per probability.
-pub const CHUNK: usize = 512;
+const CHUNK: usize = 512;
 /// The model sees each chunk prefixed with the last samples of the chunk before.
 const CONTEXT: usize = 64;
 const FFT: usize = 256;
@@ -26,7 +26,8 @@ const BLOCK_CHUNKS: usize = 60 * SAMPLE_RATE as usize / CHUNK;
 pub struct SileroVad {
     stft: Vec<f32>,
     convs: [Conv; 4],
-    weight_ih: Vec<f32>,
+    /// The LSTM's input weights transposed (input × gates), to project all chunks at once.
+    input_weights: Vec<f32>,
     weight_hh: Vec<f32>,
     bias: Vec<f32>,
     out_weight: Vec<f32>,
@@ -44,6 +45,12 @@ impl SileroVad {
             Conv::load1d(&mut w, "conv4", HIDDEN, 64, 3, true)?,
         ];
         let weight_ih = w.take("lstm_cell.weight_ih", &[4 * HIDDEN, HIDDEN])?;
+        let mut input_weights = vec![0.0; 4 * HIDDEN * HIDDEN];
+        for (r, row) in weight_ih.chunks_exact(HIDDEN).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                input_weights[c * 4 * HIDDEN + r] = v;
+            }
+        }
         let weight_hh = w.take("lstm_cell.weight_hh", &[4 * HIDDEN, HIDDEN])?;
         let bias_ih = w.take("lstm_cell.bias_ih", &[4 * HIDDEN])?;
         let bias_hh = w.take("lstm_cell.bias_hh", &[4 * HIDDEN])?;
@@ -53,7 +60,7 @@ impl SileroVad {
         Ok(Self {
             stft,
             convs,
-            weight_ih,
+            input_weights,
             weight_hh,
             bias,
             out_weight,
@@ -78,16 +85,10 @@ impl SileroVad {
         let count = end - first;
         // The input projection of every chunk at once; the recurrence adds the hidden part.
         let mut gates_in = vec![0.0; count * 4 * HIDDEN];
-        let mut transposed = vec![0.0; 4 * HIDDEN * HIDDEN];
-        for (r, row) in self.weight_ih.chunks_exact(HIDDEN).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                transposed[c * 4 * HIDDEN + r] = v;
-            }
-        }
         matmul(
             &mut gates_in,
             &features,
-            &transposed,
+            &self.input_weights,
             count,
             HIDDEN,
             4 * HIDDEN,

@@ -13,6 +13,11 @@ use symphonia::core::probe::Hint;
 
 use crate::normalize::NormalizeError;
 
+/// AAC encoders prime the decoder with at least one frame of silence. MP4 files declare it in
+/// an edit list that the container reader does not apply; without that, one frame is the
+/// convention every AAC-LC encoder follows.
+const AAC_PRIMING_FRAMES: u64 = 1024;
+
 /// Sample rates outside this range are not audio a person recorded; refuse them up front.
 const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
 const MAX_CHANNELS: usize = 32;
@@ -27,6 +32,10 @@ pub struct AudioSource {
     pub codec: String,
     pub container: String,
     pub bits_per_sample: Option<u32>,
+    /// Frames the header promises, when it says (encoder delay excluded).
+    pub declared_frames: Option<u64>,
+    /// Leading frames that are encoder delay, not audio.
+    skip_frames: u64,
     pub tags: Tags,
 }
 
@@ -101,13 +110,29 @@ impl AudioSource {
         let decoder = symphonia::default::get_codecs()
             .make(&params, &DecoderOptions::default())
             .map_err(|_| NormalizeError::UnsupportedCodec(codec.clone()))?;
+        // Coded bits set the bit rate (µ-law decodes to 16 bits but is stored as 8).
+        let bits_per_sample = params
+            .bits_per_coded_sample
+            .or(params.bits_per_sample)
+            .or_else(|| codec.starts_with("G.711").then_some(8));
+        let skip_frames = if codec == "AAC" && params.delay.is_none() {
+            AAC_PRIMING_FRAMES
+        } else {
+            0
+        };
         let mut tags = Tags::default();
         let mut collect = |rev: &symphonia::core::meta::MetadataRevision| {
             for tag in rev.tags() {
+                // Tags are often padded with NULs by the tools that wrote them.
+                let value = tag
+                    .value
+                    .to_string()
+                    .trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                    .to_owned();
                 match tag.std_key {
-                    Some(StandardTagKey::Comment) => tags.comment = tag.value.to_string(),
-                    Some(StandardTagKey::Encoder) => tags.encoder = tag.value.to_string(),
-                    Some(StandardTagKey::TrackNumber) => tags.track = tag.value.to_string(),
+                    Some(StandardTagKey::Comment) => tags.comment = value,
+                    Some(StandardTagKey::Encoder) => tags.encoder = value,
+                    Some(StandardTagKey::TrackNumber) => tags.track = value,
                     _ => {}
                 }
             }
@@ -126,7 +151,9 @@ impl AudioSource {
             channels,
             codec,
             container,
-            bits_per_sample: params.bits_per_sample.or(params.bits_per_coded_sample),
+            bits_per_sample,
+            declared_frames: params.n_frames.map(|n| n.saturating_sub(skip_frames)),
+            skip_frames,
             tags,
         })
     }
@@ -140,6 +167,7 @@ impl AudioSource {
         let mut end = DecodeEnd::default();
         let mut buffer: Option<SampleBuffer<f32>> = None;
         let mut block: Block = vec![Vec::new(); self.channels];
+        let (mut skipped, mut emitted) = (0u64, 0u64);
         loop {
             let packet = match self.format.next_packet() {
                 Ok(p) => p,
@@ -183,10 +211,22 @@ impl AudioSource {
             };
             buf.copy_planar_ref(decoded);
             let planar = buf.samples();
+            // Drop encoder delay at the start, and never emit more than the container declares
+            // (codecs decode whole frames, so the last one overhangs the end of the audio).
+            let skip = (self.skip_frames.saturating_sub(skipped) as usize).min(frames);
+            skipped += skip as u64;
+            let room = self
+                .declared_frames
+                .map_or(u64::MAX, |d| d.saturating_sub(emitted));
+            let take = ((frames - skip) as u64).min(room) as usize;
+            if take == 0 {
+                continue;
+            }
             for (ch, out) in block.iter_mut().enumerate() {
                 out.clear();
-                out.extend_from_slice(&planar[ch * frames..(ch + 1) * frames]);
+                out.extend_from_slice(&planar[ch * frames + skip..ch * frames + skip + take]);
             }
+            emitted += take as u64;
             sink(&block)?;
         }
         Ok(end)

@@ -27,6 +27,10 @@ pub enum NormalizeError {
     UnsupportedCodec(String),
     #[error("the file contains no decodable audio samples{0}")]
     NoSamples(String),
+    #[error(
+        "the decoder failed on this file ({0}); convert it to WAV or FLAC and upload it again"
+    )]
+    DecoderCrashed(String),
     /// The consumer of the PCM failed (storage trouble): not the file's fault.
     #[error("storing the normalized audio failed: {0}")]
     Sink(String),
@@ -54,6 +58,25 @@ pub struct NormalizeReport {
 /// Normalizes `path`, handing each block of 16-bit PCM (`block[channel][frame]`, every input
 /// channel) to `sink`. When the report says `redundant`, only channel 1 needs keeping.
 pub fn normalize_file(
+    path: &Path,
+    output_rate: u32,
+    sink: impl FnMut(&[Vec<i16>]) -> Result<(), NormalizeError>,
+) -> Result<NormalizeReport, NormalizeError> {
+    // Decoders read hostile bytes; one that panics on them must fail the file, not the worker.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        normalize_unguarded(path, output_rate, sink)
+    }))
+    .unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown error".into());
+        Err(NormalizeError::DecoderCrashed(message))
+    })
+}
+
+fn normalize_unguarded(
     path: &Path,
     output_rate: u32,
     mut sink: impl FnMut(&[Vec<i16>]) -> Result<(), NormalizeError>,
@@ -100,6 +123,16 @@ pub fn normalize_file(
     if let Some(damage) = &end.truncated {
         warnings.push(format!(
             "the file is damaged after {}: normalized up to the damage ({damage})",
+            format_duration(input_frames as f64 / input_rate as f64)
+        ));
+    }
+    if let Some(declared) = source
+        .declared_frames
+        .filter(|&d| end.truncated.is_none() && d > input_frames + input_rate as u64 / 10)
+    {
+        warnings.push(format!(
+            "the file is truncated: its header declares {} but only {} of audio are present; normalized what is there",
+            format_duration(declared as f64 / input_rate as f64),
             format_duration(input_frames as f64 / input_rate as f64)
         ));
     }

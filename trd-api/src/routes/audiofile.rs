@@ -19,7 +19,12 @@ pub async fn get_record(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
         .audiofile(id.object_id())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no audio file with id {id}")))?;
-    Ok(Json(view::record(&record)))
+    let mut body = view::record(&record);
+    let deliveries = crate::webhooks::outbox::deliveries_of(app, record.id).await?;
+    if !deliveries.is_empty() {
+        body["webhooks"] = deliveries.iter().map(view::delivery).collect();
+    }
+    Ok(Json(body))
 }
 
 #[get("/audiofile/list")]
@@ -140,12 +145,9 @@ pub async fn delete_file(
     deleteOnDisk: Option<bool>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(id)?;
-    let removed = app
-        .store
-        .delete_audiofile(id.object_id())
+    let removed = crate::control::delete_file(app, id.object_id())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no audio file with id {id}")))?;
-    tracing::info!(file = %id, "deleted");
     if deleteOnDisk.unwrap_or(false) {
         remove_from_disk(app, &removed);
     }
@@ -166,7 +168,7 @@ pub async fn delete_batch(
     }
     let mut removed = Vec::new();
     for r in records {
-        if let Some(gone) = app.store.delete_audiofile(r.id).await? {
+        if let Some(gone) = crate::control::delete_file(app, r.id).await? {
             if deleteOnDisk.unwrap_or(false) {
                 remove_from_disk(app, &gone);
             }

@@ -1,4 +1,7 @@
 //! One module per endpoint group of the contract.
 
 pub mod audiofile;
+pub mod query;
 pub mod transcription;
+pub mod upload;
+pub mod webhook;

@@ -10,6 +10,7 @@ use trd_export::{ExportFormat, ExportOptions};
 use crate::control::{start_file, stop_file, Started};
 use crate::error::{ApiError, ApiResult};
 use crate::guards::{parse_batch, parse_id, App, BaseUrl, StartParams};
+use crate::zip_stream::{batch_zip, BatchFormat, ZipDownload};
 use crate::{status, view};
 
 async fn batch_records(
@@ -94,12 +95,9 @@ pub async fn stop_batch(app: &State<App>, base: BaseUrl, batch: &str) -> ApiResu
 #[get("/transcription/reset/audiofile/<id>")]
 pub async fn reset_one(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
     let id = parse_id(id)?;
-    let fresh = app
-        .store
-        .reset_audiofile(id.object_id())
+    let fresh = crate::control::reset_file(app, id.object_id())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no audio file with id {id}")))?;
-    tracing::info!(file = %id, new_file = %fresh.id, control = %fresh.control, status = %fresh.status, "reset");
     Ok(Json(view::record(&fresh)))
 }
 
@@ -118,11 +116,9 @@ pub async fn reset_batch(
         if untouched || (finished && !hard) {
             continue;
         }
-        if let Some(fresh) = app.store.reset_audiofile(r.id).await? {
-            tracing::info!(file = %r.id, new_file = %fresh.id, "reset");
-        }
+        crate::control::reset_file(app, r.id).await?;
     }
-    Ok(Json(status::batch_status(app, &batch).await?))
+    Ok(Json(status::batch_status_now(app, &batch).await?))
 }
 
 #[get("/transcription/status/audiofile/<id>")]
@@ -139,11 +135,6 @@ pub async fn status_one(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
 #[get("/transcription/status/batch/<batch>")]
 pub async fn status_batch(app: &State<App>, batch: &str) -> ApiResult<Json<Value>> {
     let batch = parse_batch(batch)?;
-    if !app.store.batch_exists(&batch).await? {
-        return Err(ApiError::NotFound(format!(
-            "no batch '{batch}' (no registered files in it)"
-        )));
-    }
     Ok(Json(status::batch_status(app, &batch).await?))
 }
 
@@ -183,4 +174,47 @@ pub async fn result_one(
     let content_type =
         ContentType::parse_flexible(export.content_type()).unwrap_or(ContentType::Plain);
     Ok((content_type, body))
+}
+
+/// Every file's result in one ZIP, streamed while it is built (contract section 5); besides
+/// `json`, `csv` and `json-array`, every single-file export format is accepted.
+#[get("/transcription/result/batch/<batch>?<format>&<max_line_length>&<max_lines>")]
+pub async fn result_batch(
+    app: &State<App>,
+    batch: &str,
+    format: Option<&str>,
+    max_line_length: Option<usize>,
+    max_lines: Option<usize>,
+) -> ApiResult<ZipDownload<impl futures::Stream<Item = Vec<u8>>>> {
+    let batch = parse_batch(batch)?;
+    let format = match format.unwrap_or("json") {
+        f if f.eq_ignore_ascii_case("json") => BatchFormat::Json,
+        f if f.eq_ignore_ascii_case("json-array") => BatchFormat::JsonArray,
+        f => BatchFormat::Export(
+            ExportFormat::parse(
+                f,
+                ExportOptions {
+                    max_line_length,
+                    max_lines,
+                },
+            )
+            .map_err(|e| ApiError::BadRequest(format!("{e} (or json, json-array)")))?,
+        ),
+    };
+    let files: Vec<_> = app
+        .store
+        .batch_briefs(&batch, Status::Initial)
+        .await?
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    if files.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no batch '{batch}' (no registered files in it)"
+        )));
+    }
+    Ok(ZipDownload {
+        name: batch.as_str().to_owned(),
+        body: batch_zip(app.store.clone(), batch, files, format),
+    })
 }

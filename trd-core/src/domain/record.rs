@@ -95,6 +95,14 @@ pub struct StartOptions {
     /// Webhook URLs to notify when the file ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<String>,
+    /// Diarization mode (`auto`, `speaker`, `channel`, `none`); `None` means auto.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diarization: Option<String>,
+    /// Bounds on the number of speakers (`speakers=N` sets both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_speakers: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_speakers: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@
 //! caller expects; a caller whose expectation no longer holds gets `None` and does nothing.
 
 mod audiofiles;
+pub mod figures;
 mod pcm;
 mod segments;
 

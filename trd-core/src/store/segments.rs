@@ -43,18 +43,6 @@ impl Store {
             .store()
     }
 
-    /// Segments of many files (without words and texts: for figures, not for results).
-    pub async fn segments_of_files(&self, files: &[ObjectId]) -> StoreResult<Vec<Segment>> {
-        self.segments
-            .find(doc! {"audiofile_id": {"$in": files}})
-            .projection(doc! {"words": 0})
-            .await
-            .store()?
-            .try_collect()
-            .await
-            .store()
-    }
-
     pub async fn segment(&self, id: ObjectId) -> StoreResult<Option<Segment>> {
         self.segments.find_one(doc! {"_id": id}).await.store()
     }
@@ -120,6 +108,8 @@ impl Store {
             "text": &outcome.text,
             "words": bson::to_bson(&outcome.words).expect("words serialise"),
             "score": outcome.score as i64,
+            // When, for the throughput behind the batch ETA.
+            "recognized_at": DateTime::now(),
         };
         if let Some(reason) = &outcome.reason {
             set.insert("reason", reason);

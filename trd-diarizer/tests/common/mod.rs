@@ -11,7 +11,10 @@ pub const DIALOGUES: [&str; 3] = ["dlg_104_109", "dlg_104_110", "dlg_108_111_104
 pub const STEREO: [&str; 2] = ["dlg_104_109", "dlg_104_110"];
 
 pub fn dialogues_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/dialogues")
+    std::env::var_os("TRD_TEST_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
+        .join("dialogues")
 }
 
 /// 16-bit PCM per channel from a WAV file, µ-law and 8 kHz files decoded and upsampled to 16 kHz.

@@ -1,0 +1,205 @@
+//! Sending webhooks: the loop in the API process that delivers due outbox entries, and the
+//! HTTP client both it and `validate` use (allow-list checked, address pinned, time-limited).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mongodb::bson::Bson;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::allow::{AllowList, Refused};
+use super::outbox::{self, Delivery};
+use crate::guards::App;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error("'{0}' is not a usable http(s) URL")]
+    BadUrl(String),
+    #[error("the certificate is not valid PEM: {0}")]
+    BadCertificate(String),
+    #[error("{0}")]
+    Http(String),
+}
+
+/// A client that connects only to `addr` for `host`, trusting `crt` (PEM) when one is given.
+fn client_for(
+    host: &str,
+    addr: SocketAddr,
+    crt: &str,
+    timeout: Duration,
+) -> Result<reqwest::Client, SendError> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(host, addr);
+    if !crt.trim().is_empty() {
+        let cert = reqwest::Certificate::from_pem(crt.as_bytes())
+            .map_err(|e| SendError::BadCertificate(e.to_string()))?;
+        builder = builder
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(cert);
+    }
+    builder.build().map_err(|e| SendError::Http(e.to_string()))
+}
+
+/// Checks the target against the allow-list and returns a client pinned to it.
+pub async fn checked_client(
+    allow: &AllowList,
+    url: &reqwest::Url,
+    crt: &str,
+    timeout: Duration,
+) -> Result<reqwest::Client, SendError> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| SendError::BadUrl(url.to_string()))?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| SendError::BadUrl(url.to_string()))?;
+    let addr = allow.check(host, port).await?;
+    client_for(host, addr, crt, timeout)
+}
+
+/// Whether `host:port` answers HTTP (or HTTPS trusting `crt`) at all.
+pub async fn reachable(
+    allow: &AllowList,
+    host: &str,
+    port: u16,
+    crt: &str,
+    timeout: Duration,
+    retries: u32,
+) -> Result<bool, SendError> {
+    let scheme = if crt.trim().is_empty() {
+        "http"
+    } else {
+        "https"
+    };
+    let url = reqwest::Url::parse(&format!("{scheme}://{host}:{port}/"))
+        .map_err(|_| SendError::BadUrl(format!("{host}:{port}")))?;
+    let client = checked_client(allow, &url, crt, timeout).await?;
+    for attempt in 0..=retries {
+        if client.get(url.clone()).send().await.is_ok() {
+            return Ok(true);
+        }
+        if attempt < retries {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(false)
+}
+
+fn host_port(url: &reqwest::Url) -> Option<String> {
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default()?
+    ))
+}
+
+/// The JSON a client receives: the file's result plus the validated token and the event.
+async fn payload(
+    app: &App,
+    delivery: &Delivery,
+    token: &str,
+) -> Result<Value, trd_core::store::StoreError> {
+    let mut body = match &delivery.payload {
+        Some(snapshot) => Bson::Document(snapshot.clone()).into_relaxed_extjson(),
+        None => match app.store.audiofile(delivery.audiofile_id).await? {
+            Some(record) => {
+                let segments = app.store.segments_of(record.id).await?;
+                crate::view::result(&record, &segments)
+            }
+            None => serde_json::json!({"_id": delivery.audiofile_id.to_hex()}),
+        },
+    };
+    body["token"] = Value::String(token.to_owned());
+    body["event"] = serde_json::to_value(delivery.event).unwrap_or(Value::Null);
+    Ok(body)
+}
+
+async fn send(app: &App, allow: &AllowList, delivery: &Delivery) -> Result<u16, String> {
+    let target = format!(
+        "{}/{}",
+        delivery.url.trim_end_matches('/'),
+        delivery.audiofile_id.to_hex()
+    );
+    let url = reqwest::Url::parse(&target).map_err(|e| format!("bad URL {target}: {e}"))?;
+    let validation = match host_port(&url) {
+        Some(hp) => outbox::validation_for(app, &hp)
+            .await
+            .map_err(|e| e.to_string())?,
+        None => None,
+    };
+    let (token, crt) = validation.map(|v| (v.token, v.crt)).unwrap_or_default();
+    let body = payload(app, delivery, &token)
+        .await
+        .map_err(|e| e.to_string())?;
+    let timeout = Duration::from_millis(app.settings.webhook_timeout_ms);
+    let client = checked_client(allow, &url, &crt, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("connection failed: {e}"))?;
+    Ok(response.status().as_u16())
+}
+
+/// Runs until `shutdown`: queues ended files' webhooks and sends whatever is due.
+pub async fn run(app: App, shutdown: CancellationToken) {
+    let allow = AllowList::new(&app.settings.webhook_allow);
+    let backoff = Duration::from_millis(app.settings.webhook_backoff_ms);
+    let lease = Duration::from_millis(app.settings.webhook_timeout_ms * 3);
+    if let Err(e) = outbox::ensure_indexes(&app).await {
+        tracing::warn!(error = %e, "webhook outbox indexes not created yet");
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = outbox::enqueue_ended(&app).await {
+            tracing::warn!(error = %e, "could not queue webhooks of ended files");
+            continue;
+        }
+        loop {
+            let delivery = match outbox::claim_due(&app, lease).await {
+                Ok(Some(d)) => d,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the webhook outbox");
+                    break;
+                }
+            };
+            let (outcome, delivered) = match send(&app, &allow, &delivery).await {
+                Ok(code) => (format!("HTTP {code}"), (200..300).contains(&code)),
+                Err(e) => (e, false),
+            };
+            match outbox::record_attempt(
+                &app,
+                &delivery,
+                outcome.clone(),
+                delivered,
+                app.settings.webhook_max_attempts,
+                backoff,
+            )
+            .await
+            {
+                Ok(state) => {
+                    tracing::info!(file = %delivery.audiofile_id, url = %delivery.url, %outcome, ?state, "webhook attempt")
+                }
+                Err(e) => tracing::warn!(error = %e, "could not record a webhook attempt"),
+            }
+            if shutdown.is_cancelled() {
+                return;
+            }
+        }
+    }
+}
