@@ -96,6 +96,24 @@ fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// A command for one of the workspace's binaries, configured (through `TRD_*` variables, never
+/// the repository's `Rocket.toml`) for the given test database and queues.
+pub fn configured_command(binary: &Path, settings: &Settings) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env("TRD_CONFIG", "/nonexistent/Rocket.toml")
+        .env("TRD_MONGODB_URI", &settings.mongodb_uri)
+        .env("TRD_AMQP_URI", &settings.amqp_uri)
+        .env("TRD_DATABASE", &settings.database)
+        .env("TRD_QUEUE_PREFIX", &settings.queue_prefix)
+        .env("TRD_WORKDIR", &settings.workdir)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
+    command
+}
+
 pub async fn spawn_app(workers: Workers) -> TestApp {
     spawn_app_with(workers, |_| {}).await
 }
@@ -193,19 +211,11 @@ impl TestApp {
 
     /// Starts a worker binary configured for this test's database and queues.
     pub fn worker_process(&self, name: &str) -> Child {
-        let s = &self.settings;
-        Command::new(bin_dir().join(name))
-            .env("TRD_CONFIG", "/nonexistent/Rocket.toml")
-            .env("TRD_MONGODB_URI", &s.mongodb_uri)
-            .env("TRD_AMQP_URI", &s.amqp_uri)
-            .env("TRD_DATABASE", &s.database)
-            .env("TRD_QUEUE_PREFIX", &s.queue_prefix)
-            .env("TRD_WORKDIR", &s.workdir)
-            .env("TRD_LEASE_SECONDS", s.lease_seconds.to_string())
-            .env("TRD_WORKER_CONCURRENCY", s.worker_concurrency.to_string())
+        configured_command(&bin_dir().join(name), &self.settings)
+            .env("TRD_LEASE_SECONDS", self.settings.lease_seconds.to_string())
             .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+                "TRD_WORKER_CONCURRENCY",
+                self.settings.worker_concurrency.to_string(),
             )
             .spawn()
             .unwrap_or_else(|e| {

@@ -18,7 +18,7 @@
 //! cargo run -p trd-tests --bin bench_status
 //! ```
 
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -119,15 +119,8 @@ impl Drop for Api {
 async fn start_api(settings: &trd_core::Settings) -> Api {
     let exe = std::env::current_exe().expect("own path");
     let api = exe.with_file_name("trd-api");
-    let child = Command::new(&api)
-        .env("TRD_CONFIG", "/nonexistent/Rocket.toml")
-        .env("TRD_MONGODB_URI", &settings.mongodb_uri)
-        .env("TRD_AMQP_URI", &settings.amqp_uri)
-        .env("TRD_DATABASE", &settings.database)
-        .env("TRD_QUEUE_PREFIX", &settings.queue_prefix)
-        .env("TRD_WORKDIR", &settings.workdir)
+    let child = trd_tests::app::configured_command(&api, settings)
         .env("TRD_PORT", settings.port.to_string())
-        .env("RUST_LOG", "warn")
         .spawn()
         .unwrap_or_else(|e| {
             panic!(
