@@ -9,6 +9,7 @@
 //! - `linalg`: the symmetric eigen-decomposition clustering needs.
 //! - `nn`: weight loading and the convolution/matrix primitives both networks run on.
 //! - `segmenting`: labelled speech → turns no longer than the recognizer's maximum.
+//! - [`hearing`]: how much silence around each turn the recognizer hears.
 //! - [`der`]: diarization error rate and RTTM files, for tests and benchmarks.
 //! - [`stage`]: the queue handler — claims a normalized file, reads its PCM from the store,
 //!   diarizes, stores the segments and hands the file to recognition.
@@ -18,6 +19,7 @@ pub mod der;
 pub mod diarize;
 mod embedding;
 mod fbank;
+pub mod hearing;
 mod linalg;
 mod nn;
 mod segmenting;

@@ -1,12 +1,13 @@
 //! The diarize stage: normalized PCM in, speech segments (status PROCESSING) out.
 
 use mongodb::bson::{doc, oid::ObjectId};
-use trd_core::domain::{AudioFile, Segment, SegmentStatus, Stage, StartOptions};
+use trd_core::domain::{AudioFile, Segment, SegmentStatus, Span, Stage, StartOptions};
 use trd_core::worker::{
     process_file_stage, Disposition, Job, StageFailure, StageWorker, WorkerContext,
 };
 
 use crate::diarize::{diarize, DiarizationRequest, DiarizeError, SpeakerConstraint};
+use crate::hearing::{heard_spans, CONTEXT_SECONDS};
 
 pub struct Diarizer;
 
@@ -37,6 +38,9 @@ async fn diarize_file(
         pcm.push(ctx.store.read_pcm(record.id, channel, 0, u64::MAX).await?);
     }
     let sample_rate = ctx.settings.sample_rate;
+    let duration = pcm
+        .first()
+        .map_or(0.0, |c| c.len() as f64 / sample_rate as f64);
     let max_segment_seconds = ctx.settings.max_segment_seconds;
     let options = record.options.clone();
     let turns = tokio::task::spawn_blocking(move || {
@@ -52,10 +56,12 @@ async fn diarize_file(
     .map_err(|e| StageFailure::Fatal(format!("diarization crashed: {e}")))?
     .map_err(|e| StageFailure::Fatal(e.to_string()))?;
 
+    let heard = heard_spans(&turns, duration, CONTEXT_SECONDS);
     // Turns are numbered per channel by `diarize`; map them back to the stored channel numbers.
     let segments: Vec<Segment> = turns
         .into_iter()
-        .map(|t| Segment {
+        .zip(heard)
+        .map(|(t, (heard_start, heard_end))| Segment {
             id: ObjectId::new(),
             audiofile_id: record.id,
             channel: channels[(t.channel as usize)
@@ -70,6 +76,10 @@ async fn diarize_file(
             words: Vec::new(),
             reason: None,
             lease: None,
+            heard: Some(Span {
+                start: round_ms(heard_start),
+                end: round_ms(heard_end),
+            }),
         })
         .collect();
     let total_speech: f64 = segments.iter().map(Segment::duration).sum();

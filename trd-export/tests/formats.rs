@@ -87,6 +87,7 @@ fn segment(channel: u32, start: f64, end: f64, speaker: &str, score: u32, text: 
         words,
         reason: None,
         lease: None,
+        heard: None,
     }
 }
 

@@ -1,13 +1,17 @@
 //! The recognition stage. A tour:
 //!
+//! - [`hints`]: `hints.words` — n-best readings rescored towards the expected phrases.
 //! - [`models`]: Vosk models by id, loaded lazily once per process and shared by all threads.
 //! - [`recognize`]: one segment of PCM → text, words with times and confidences.
+//! - [`spoken_forms`]: model markup such as bracketed numerals rewritten as spoken.
 //! - [`stage`]: the queue handler — fans a diarized file out into one message per segment,
 //!   recognizes segments in parallel (here and on other hosts) and closes the file exactly
 //!   once, when its last segment is stored.
 
+pub mod hints;
 pub mod models;
 pub mod recognize;
+pub mod spoken_forms;
 pub mod stage;
 
 pub use stage::Recognizer;

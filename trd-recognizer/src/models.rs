@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::spoken_forms::SpokenForms;
+
 #[derive(Debug, thiserror::Error, Clone)]
 pub enum ModelError {
     #[error("recognition model '{0}' is not configured")]
@@ -19,12 +21,18 @@ pub enum ModelError {
 /// mutex; recognizers only hold it for the instant it takes to create them.
 pub struct LoadedModel {
     model: Mutex<vosk::Model>,
+    spoken_forms: SpokenForms,
 }
 
 impl LoadedModel {
     pub fn recognizer(&self, sample_rate: u32) -> Option<vosk::Recognizer> {
         let model = self.model.lock().unwrap_or_else(|p| p.into_inner());
         vosk::Recognizer::new(&model, sample_rate as f32)
+    }
+
+    /// How this model's marked-up words are shown.
+    pub fn spoken_forms(&self) -> SpokenForms {
+        self.spoken_forms
     }
 
     /// Whether the model's vocabulary has this word.
@@ -52,9 +60,11 @@ pub fn load(id: &str, dir: &Path) -> Result<Arc<LoadedModel>, ModelError> {
         tracing::info!(model = id, dir = %dir.display(), "loading recognition model");
         vosk::set_log_level(vosk::LogLevel::Error);
         vosk::Model::new(dir.to_string_lossy())
-            .map(|m| {
+            .map(|mut m| {
+                let spoken_forms = SpokenForms::detect(|w| m.find_word(w).is_some());
                 Arc::new(LoadedModel {
                     model: Mutex::new(m),
+                    spoken_forms,
                 })
             })
             .ok_or_else(|| ModelError::Unloadable {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use trd_core::domain::{SegmentStatus, Word};
 use trd_core::store::SegmentOutcome;
 
+use crate::hints::{Hints, ALTERNATIVES};
 use crate::models::LoadedModel;
 
 /// Audio fed to Vosk per call: short enough that the time limit is checked often.
@@ -18,6 +19,7 @@ pub fn recognize_segment(
     sample_rate: u32,
     offset: f64,
     limit: Duration,
+    hints: &Hints,
 ) -> SegmentOutcome {
     let Some(mut recognizer) = model.recognizer(sample_rate) else {
         return failure(format!(
@@ -25,7 +27,13 @@ pub fn recognize_segment(
         ));
     };
     recognizer.set_words(true);
+    if !hints.is_empty() {
+        recognizer.set_max_alternatives(ALTERNATIVES);
+    }
     let started = Instant::now();
+    // Vosk ends an utterance by itself at a long enough pause; that utterance's words must be
+    // taken before more audio is fed, or the recognizer discards them.
+    let mut words = Vec::new();
     for chunk in samples.chunks(FEED_SAMPLES) {
         if started.elapsed() > limit {
             return SegmentOutcome {
@@ -39,26 +47,26 @@ pub fn recognize_segment(
                 )),
             };
         }
-        if let Err(e) = recognizer.accept_waveform(chunk) {
-            return failure(format!("the recognizer rejected the audio: {e}"));
+        match recognizer.accept_waveform(chunk) {
+            Ok(vosk::DecodingState::Finalized) => {
+                if let Err(reason) =
+                    take_words(recognizer.result(), model, hints, offset, &mut words)
+                {
+                    return failure(reason);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return failure(format!("the recognizer rejected the audio: {e}")),
         }
     }
-    let vosk::CompleteResult::Single(result) = recognizer.final_result() else {
-        return failure(
-            "the recognizer returned alternatives where one result was expected".into(),
-        );
-    };
-    let words: Vec<Word> = result
-        .result
+    if let Err(reason) = take_words(recognizer.final_result(), model, hints, offset, &mut words) {
+        return failure(reason);
+    }
+    let text = words
         .iter()
-        .map(|w| Word {
-            text: w.word.to_owned(),
-            start: round_ms(offset + w.start as f64),
-            end: round_ms(offset + w.end as f64),
-            score: confidence_score(w.conf),
-        })
-        .collect();
-    let text = result.text.trim().to_owned();
+        .map(|w| w.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     if words.is_empty() || text.is_empty() {
         return SegmentOutcome {
             status: SegmentStatus::NoMatch,
@@ -77,6 +85,72 @@ pub fn recognize_segment(
         score,
         reason: None,
     }
+}
+
+/// Appends an utterance's words, in file time, to `words`. With hints the utterance comes as
+/// n-best readings: the hints pick one, and each of its words scores the share of the readings'
+/// probability that agrees on that word (the n-best estimate of a word's posterior).
+fn take_words(
+    result: vosk::CompleteResult<'_>,
+    model: &LoadedModel,
+    hints: &Hints,
+    offset: f64,
+    words: &mut Vec<Word>,
+) -> Result<(), String> {
+    let word = |text: &str, start: f32, end: f32, score: u32| Word {
+        text: model.spoken_forms().rewrite(text),
+        start: round_ms(offset + start as f64),
+        end: round_ms(offset + end as f64),
+        score,
+    };
+    match result {
+        vosk::CompleteResult::Single(result) => {
+            words.extend(
+                result
+                    .result
+                    .iter()
+                    .map(|w| word(w.word, w.start, w.end, confidence_score(w.conf))),
+            );
+        }
+        vosk::CompleteResult::Multiple(result) => {
+            let readings: Vec<(f64, String)> = result
+                .alternatives
+                .iter()
+                .map(|a| (a.confidence as f64, a.text.to_owned()))
+                .collect();
+            let Some(chosen) = result.alternatives.get(hints.choose(&readings)) else {
+                return Ok(());
+            };
+            let probabilities = softmax(readings.iter().map(|r| r.0));
+            for w in &chosen.result {
+                let agreeing: f64 = result
+                    .alternatives
+                    .iter()
+                    .zip(&probabilities)
+                    .filter(|(a, _)| {
+                        a.result
+                            .iter()
+                            .any(|o| o.word == w.word && (o.start - w.start).abs() < 0.1)
+                    })
+                    .map(|(_, p)| p)
+                    .sum();
+                words.push(word(
+                    w.word,
+                    w.start,
+                    w.end,
+                    confidence_score(agreeing as f32),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn softmax(scores: impl Iterator<Item = f64> + Clone) -> Vec<f64> {
+    let top = scores.clone().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = scores.map(|s| (s - top).exp()).collect();
+    let total: f64 = exps.iter().sum();
+    exps.iter().map(|e| e / total).collect()
 }
 
 fn failure(reason: String) -> SegmentOutcome {

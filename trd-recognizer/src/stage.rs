@@ -11,6 +11,7 @@ use trd_core::store::StoreError;
 use trd_core::worker::{Disposition, Job, StageWorker, WorkerContext};
 use trd_core::WorkItem;
 
+use crate::hints::{unknown_words, Hints};
 use crate::models::{self, LoadedModel, ModelError};
 use crate::recognize::recognize_segment;
 
@@ -50,6 +51,9 @@ async fn fan_out(ctx: &WorkerContext, file: ObjectId) -> Result<(), StoreError> 
         return Ok(());
     };
     tracing::info!(file = %file, status = %record.status, "stage started");
+    if !record.options.hints.is_empty() {
+        warn_about_unknown_hints(ctx, &record).await?;
+    }
     let pending = ctx.store.pending_segment_ids(file).await?;
     if pending.is_empty() {
         return close_file(ctx, file).await;
@@ -95,16 +99,18 @@ async fn recognize_one(
         return Ok(()); // done already, or another recognizer holds it
     };
     let rate = ctx.settings.sample_rate;
-    let first = (claimed.start * rate as f64).round() as u64;
-    let last = (claimed.end * rate as f64).round() as u64;
+    let heard = claimed.heard_span();
+    let first = (heard.start * rate as f64).round() as u64;
+    let last = (heard.end * rate as f64).round() as u64;
     let samples = ctx
         .store
         .read_pcm(file, claimed.channel, first, last)
         .await?;
     let offset = first as f64 / rate as f64;
     let limit = recognition_time_limit(claimed.end - claimed.start);
+    let hints = Hints::new(&record.options.hints);
     let outcome = tokio::task::spawn_blocking(move || {
-        recognize_segment(&model, &samples, rate, offset, limit)
+        recognize_segment(&model, &samples, rate, offset, limit, &hints)
     })
     .await
     .map_err(|e| StoreError::Malformed(format!("recognition crashed: {e}")))?;
@@ -117,6 +123,32 @@ async fn recognize_one(
         close_file(ctx, file).await?;
     }
     Ok(())
+}
+
+/// Hints the model cannot produce are listed on the record, so the caller learns why they had
+/// no effect. A model that cannot be loaded is reported by the segments' recognition instead.
+async fn warn_about_unknown_hints(
+    ctx: &WorkerContext,
+    record: &AudioFile,
+) -> Result<(), StoreError> {
+    let Ok(model) = model_for(ctx, record).await else {
+        return Ok(());
+    };
+    let model_id = record
+        .options
+        .model
+        .clone()
+        .unwrap_or_else(|| ctx.settings.default_model.clone());
+    let warnings: Vec<String> = unknown_words(&record.options.hints, |w| model.knows_word(w))
+        .into_iter()
+        .map(|w| {
+            format!("hint '{w}' is not in the vocabulary of model '{model_id}' and has no effect")
+        })
+        .collect();
+    for warning in &warnings {
+        tracing::warn!(file = %record.id, %warning, "unusable hint");
+    }
+    ctx.store.add_warnings(record.id, &warnings).await
 }
 
 async fn close_file(ctx: &WorkerContext, file: ObjectId) -> Result<(), StoreError> {

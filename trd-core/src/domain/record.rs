@@ -133,9 +133,28 @@ pub struct Segment {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// The audio the recognizer hears: the segment plus some of the silence around it, since
+    /// speech detection trims the quiet edges of words. Segments without it are heard as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heard: Option<Span>,
+}
+
+/// A stretch of a file, in seconds from its start.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    pub start: f64,
+    pub end: f64,
 }
 
 impl Segment {
+    /// What the recognizer should hear of this segment.
+    pub fn heard_span(&self) -> Span {
+        self.heard.unwrap_or(Span {
+            start: self.start,
+            end: self.end,
+        })
+    }
+
     pub fn duration(&self) -> f64 {
         (self.end - self.start).max(0.0)
     }

@@ -346,6 +346,21 @@ impl Store {
             .store()
     }
 
+    /// Adds `warnings` to the record's list, each at most once.
+    pub async fn add_warnings(&self, id: ObjectId, warnings: &[String]) -> StoreResult<()> {
+        if warnings.is_empty() {
+            return Ok(());
+        }
+        self.audiofiles
+            .update_one(
+                doc! {"_id": id},
+                doc! {"$addToSet": {"warnings": {"$each": warnings}}},
+            )
+            .await
+            .store()?;
+        Ok(())
+    }
+
     /// Running files stuck in `stage` whose worker's lease expired: the sweeper re-queues them.
     pub async fn abandoned_in_stage(&self, stage: Stage) -> StoreResult<Vec<ObjectId>> {
         let filter = doc! {
