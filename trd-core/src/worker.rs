@@ -171,8 +171,10 @@ where
             .await
         {
             Ok(Some(done)) => {
+                let took = started.elapsed();
                 tracing::info!(file = %file, status = %done.status, control = %done.control,
-                    seconds = started.elapsed().as_secs_f64(), "stage done");
+                    seconds = took.as_secs_f64(), "stage done");
+                record_run(ctx, stage, took, done.audio_seconds()).await;
                 if done.control == Control::Running {
                     if let Err(e) = ctx.hand_on(stage, file).await {
                         // Committed but not handed on: the redelivered message re-hands it.
@@ -201,6 +203,14 @@ where
             let _ = ctx.store.release_stage(file, &ctx.owner).await;
             Disposition::Retry(reason)
         }
+    }
+}
+
+/// Adds a finished run to the stage's metrics. Metrics never hold up the work: a failure to
+/// record one is logged and forgotten.
+pub async fn record_run(ctx: &WorkerContext, stage: Stage, took: Duration, audio_seconds: f64) {
+    if let Err(e) = ctx.store.record_stage_run(stage, took, audio_seconds).await {
+        tracing::warn!(stage = %stage, error = %e, "could not record the stage's metrics");
     }
 }
 
