@@ -145,6 +145,7 @@ async fn schemathesis_finds_no_server_error_and_no_response_contradicting_the_do
                 "--report-dir",
             ])
             .arg(&dir)
+            .current_dir(&dir)
             .env("SCHEMATHESIS_HOOKS", "")
             .output()
             .expect("schemathesis runs")
@@ -177,4 +178,47 @@ async fn schemathesis_finds_no_server_error_and_no_response_contradicting_the_do
     );
     assert!(sent >= 500.0, "only {sent} requests were made");
     assert!(elapsed < Duration::from_secs(240));
+}
+
+const SWAGGER_UI: &str = include_str!("../scripts/swagger_ui.py");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_lists_the_transcription_endpoints_and_tries_one_out_in_chromium() {
+    let app = spawn_app(Workers::None).await;
+    seed(&app).await;
+    let screenshot = artifacts_dir("swagger-ui").join("swagger-ui.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let shot = screenshot.display().to_string();
+    let args = [app.base.as_str(), "seeded", shot.as_str()];
+    let page = tokio::task::block_in_place(|| python_json(SWAGGER_UI, &args));
+    eprintln!("Swagger UI screenshot: {shot}");
+
+    let listed: Vec<String> = page["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| format!("{} {}", op[0].as_str().unwrap(), op[1].as_str().unwrap()))
+        .collect();
+    for op in [
+        "GET /trd/transcription/start/batch/{batch}",
+        "GET /trd/transcription/stop/audiofile/{id}",
+        "GET /trd/transcription/reset/batch/{batch}",
+        "GET /trd/transcription/status/batch/{batch}",
+        "GET /trd/transcription/result/batch/{batch}",
+        "GET /trd/transcription/result/audiofile/{id}",
+        "POST /trd/audiofile/upload",
+        "GET /trd/metrics",
+    ] {
+        assert!(
+            listed.contains(&op.to_owned()),
+            "{op} missing from {listed:?}"
+        );
+    }
+    // "Try it out" really called the API from the page, and got the seeded batch's figures.
+    assert_eq!(page["status"], "200", "{page}");
+    let body: serde_json::Value = serde_json::from_str(page["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["batch"], "seeded");
+    assert_eq!(body["total_files"], 3);
+    let png = std::fs::read(&screenshot).expect("the screenshot was kept");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
 }
