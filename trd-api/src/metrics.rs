@@ -17,9 +17,12 @@ use trd_core::store::stage_metrics::{StageTimings, DURATION_BUCKETS};
 
 use crate::guards::App;
 
-/// HTTP requests answered, by (method, route template, status code).
+/// (method, route template, status code).
+type RequestKey = (String, String, u16);
+
+/// HTTP requests answered, by [`RequestKey`].
 #[derive(Clone, Default)]
-pub struct RequestCounter(Arc<Mutex<BTreeMap<(String, String, u16), u64>>>);
+pub struct RequestCounter(Arc<Mutex<BTreeMap<RequestKey, u64>>>);
 
 #[rocket::async_trait]
 impl Fairing for RequestCounter {
@@ -42,7 +45,7 @@ impl Fairing for RequestCounter {
 }
 
 impl RequestCounter {
-    fn snapshot(&self) -> Vec<((String, String, u16), u64)> {
+    fn snapshot(&self) -> Vec<(RequestKey, u64)> {
         let counts = self.0.lock().expect("counter lock");
         counts.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::domain::{AudioFile, Control, Stage};
@@ -306,8 +307,14 @@ pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> an
                 let delivery = delivery?;
                 let worker = worker.clone();
                 let ctx = ctx.clone();
+                let item = serde_json::from_slice::<WorkItem>(&delivery.data);
+                // Every line logged while handling the message carries the file's id.
+                let span = match &item {
+                    Ok(item) => tracing::info_span!("job", file = %item.file_id(), stage = %stage),
+                    Err(_) => tracing::info_span!("job", stage = %stage),
+                };
                 tasks.spawn(async move {
-                    let disposition = match serde_json::from_slice::<WorkItem>(&delivery.data) {
+                    let disposition = match item {
                         Ok(item) => worker.handle(&ctx, Job { item, redelivered: delivery.redelivered }).await,
                         Err(e) => {
                             tracing::error!(stage = %stage, error = %e, "dropping a malformed message");
@@ -325,7 +332,7 @@ pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> an
                     if let Err(e) = acked {
                         tracing::warn!(stage = %stage, error = %e, "could not settle a message; the broker will redeliver it");
                     }
-                });
+                }.instrument(span));
             }
             delivery = next_delivery(&mut dead) => {
                 let Some(delivery) = delivery else { anyhow::bail!("the {stage} dead-letter consumer was cancelled") };
