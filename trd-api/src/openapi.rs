@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use trd_core::domain::{Control, SegmentStatus, Status};
 use utoipa::openapi::path::{Paths, PathsBuilder};
 use utoipa::{OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
@@ -31,40 +32,6 @@ pub struct ErrorDetail {
     reason: String,
     /// What went wrong, in words a person can act on.
     message: String,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Control {
-    Idle,
-    Running,
-    Paused,
-    Finished,
-    Failed,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Status {
-    Initial,
-    Normalizing,
-    Normalized,
-    Diarizing,
-    Diarized,
-    Recognizing,
-    Recognized,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SegmentStatus {
-    Processing,
-    Recognized,
-    NoMatch,
-    NoInputTimeout,
-    RecognitionTimeout,
-    NoSpeech,
-    Failure,
 }
 
 /// An audio file record (contract section 2).
