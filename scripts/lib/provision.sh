@@ -21,6 +21,10 @@ command -v unzip >/dev/null || apt_packages+=(unzip)
 command -v curl >/dev/null || apt_packages+=(curl)
 command -v ffmpeg >/dev/null || apt_packages+=(ffmpeg)
 command -v pkg-config >/dev/null || apt_packages+=(pkg-config)
+# The Swagger UI browser test drives Debian's Chromium through its WebDriver.
+command -v chromium >/dev/null || apt_packages+=(chromium)
+command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
+python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_packages[*]}"
   as_root apt-get update -qq
@@ -76,6 +80,19 @@ if [ ! -f "$model_dir/.ready" ]; then
     echo '--dither=0.0' >>"$model_dir/conf/mfcc.conf"
   fi
   touch "$model_dir/.ready"
+fi
+
+# The tests' API checkers, in a virtual environment of their own: an OpenAPI validator,
+# schemathesis, a Prometheus text parser, Selenium for the Swagger UI browser test.
+test_tools="$TRD_CACHE/test-tools"
+test_requirements="schemathesis==4.32.5 openapi-spec-validator==0.9.0 prometheus-client==0.26.0 selenium==4.51.0"
+if [ "$(cat "$test_tools/.ready" 2>/dev/null)" != "$test_requirements" ]; then
+  log "installing the test tools ($test_requirements)"
+  rm -rf "$test_tools"
+  python3 -m venv "$test_tools"
+  # shellcheck disable=SC2086
+  "$test_tools/bin/pip" install -q $test_requirements >/dev/null
+  echo "$test_requirements" >"$test_tools/.ready"
 fi
 
 # Voice-activity and speaker-embedding weights for the diarizer.

@@ -88,7 +88,7 @@ pub fn test_settings(workdir: &Path) -> Settings {
 }
 
 /// Where the workspace's binaries are (the test binary lives in target/<profile>/deps).
-fn bin_dir() -> PathBuf {
+pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     exe.parent()
         .and_then(Path::parent)

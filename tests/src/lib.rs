@@ -6,9 +6,12 @@
 //! - [`fixtures`]: records and segments written straight into MongoDB, in chosen states.
 //! - [`cer`]: character error rate, the accuracy figure for Korean.
 //! - [`receiver`]: a real HTTP server that receives webhooks.
+//! - [`tools`]: the external checkers (OpenAPI validator, schemathesis, Prometheus parser,
+//!   Chromium) and where tests keep their artifacts.
 
 pub mod app;
 pub mod cer;
 pub mod data;
 pub mod fixtures;
 pub mod receiver;
+pub mod tools;

@@ -7,10 +7,14 @@
 //! - [`view`]: records rendered in the contract's JSON shape.
 //! - [`registry`] and [`watcher`]: files in the work directory become records.
 //! - [`error`]: typed errors, turned into the contract's JSON error body in one place.
+//! - [`openapi`]: the OpenAPI document generated from the route handlers, and the Swagger UI.
+//! - [`metrics`]: Prometheus text exposition (`/trd/metrics`) and the HTTP request counters.
 
 pub mod control;
 pub mod error;
 pub mod guards;
+pub mod metrics;
+pub mod openapi;
 pub mod registry;
 pub mod routes;
 pub mod status;
@@ -67,12 +71,16 @@ pub async fn build(
         queue,
     };
     tokio::spawn(webhooks::deliver::run(app.clone(), shutdown.clone()));
+    let requests = metrics::RequestCounter::default();
     Ok(rocket::custom(figment)
         .manage(app)
         .attach(AdHoc::on_request("trailing slash", |req, _| {
             Box::pin(async move { strip_trailing_slash(req) })
         }))
+        .manage(requests.clone())
+        .attach(requests)
         .mount("/trd", routes())
+        .mount("/", openapi::routes())
         .register("/", rocket::catchers![error::default_catcher]))
 }
 
@@ -101,14 +109,17 @@ fn routes() -> Vec<rocket::Route> {
         webhook::whoami,
         webhook::validate_get,
         webhook::validate_post,
+        routes::operations::health,
+        routes::operations::metrics,
     ]
 }
 
 /// The vendor's client library calls `/trd/audiofile/upload/`: every path answers with and
-/// without a trailing slash.
+/// without a trailing slash. The Swagger UI's index is the exception: it must be addressed
+/// with its slash, so that its relative asset URLs resolve inside it.
 fn strip_trailing_slash(req: &mut rocket::Request<'_>) {
     let path = req.uri().path().as_str();
-    if path.len() > 1 && path.ends_with('/') {
+    if path.len() > 1 && path.ends_with('/') && path != openapi::UI_PATH {
         let trimmed = path.trim_end_matches('/');
         let uri = match req.uri().query() {
             Some(q) => format!("{trimmed}?{q}"),

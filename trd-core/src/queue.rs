@@ -44,6 +44,15 @@ pub enum QueueError {
 
 pub type QueueResult<T> = Result<T, QueueError>;
 
+/// One queue as the broker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueFigures {
+    pub name: String,
+    /// Messages ready for delivery.
+    pub messages: u32,
+    pub consumers: u32,
+}
+
 #[derive(Clone)]
 pub struct Queue {
     connection: std::sync::Arc<Connection>,
@@ -183,6 +192,35 @@ impl Queue {
             )
             .await?;
         Ok(q.message_count())
+    }
+
+    /// Messages ready and consumers attached, for every stage queue and its dead-letter queue
+    /// (health and metrics). Passive declares run on a channel of their own: a missing queue
+    /// closes the channel it was asked on, and that must never be the publisher's.
+    pub async fn inspect(&self) -> QueueResult<Vec<QueueFigures>> {
+        let channel = self.connection.create_channel().await?;
+        let mut out = Vec::new();
+        for stage in Stage::ALL {
+            for name in [self.queue_name(stage), self.dead_letter_queue_name(stage)] {
+                let q = channel
+                    .queue_declare(
+                        name.as_str().into(),
+                        QueueDeclareOptions {
+                            passive: true,
+                            ..Default::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await?;
+                out.push(QueueFigures {
+                    name,
+                    messages: q.message_count(),
+                    consumers: q.consumer_count(),
+                });
+            }
+        }
+        let _ = channel.close(200, "bye".into()).await;
+        Ok(out)
     }
 
     pub fn is_connected(&self) -> bool {

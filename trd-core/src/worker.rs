@@ -9,6 +9,7 @@ use std::time::Duration;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::domain::{AudioFile, Control, Stage};
@@ -171,8 +172,10 @@ where
             .await
         {
             Ok(Some(done)) => {
+                let took = started.elapsed();
                 tracing::info!(file = %file, status = %done.status, control = %done.control,
-                    seconds = started.elapsed().as_secs_f64(), "stage done");
+                    seconds = took.as_secs_f64(), "stage done");
+                record_run(ctx, stage, took, done.audio_seconds()).await;
                 if done.control == Control::Running {
                     if let Err(e) = ctx.hand_on(stage, file).await {
                         // Committed but not handed on: the redelivered message re-hands it.
@@ -201,6 +204,14 @@ where
             let _ = ctx.store.release_stage(file, &ctx.owner).await;
             Disposition::Retry(reason)
         }
+    }
+}
+
+/// Adds a finished run to the stage's metrics. Metrics never hold up the work: a failure to
+/// record one is logged and forgotten.
+pub async fn record_run(ctx: &WorkerContext, stage: Stage, took: Duration, audio_seconds: f64) {
+    if let Err(e) = ctx.store.record_stage_run(stage, took, audio_seconds).await {
+        tracing::warn!(stage = %stage, error = %e, "could not record the stage's metrics");
     }
 }
 
@@ -296,8 +307,14 @@ pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> an
                 let delivery = delivery?;
                 let worker = worker.clone();
                 let ctx = ctx.clone();
+                let item = serde_json::from_slice::<WorkItem>(&delivery.data);
+                // Every line logged while handling the message carries the file's id.
+                let span = match &item {
+                    Ok(item) => tracing::info_span!("job", file = %item.file_id(), stage = %stage),
+                    Err(_) => tracing::info_span!("job", stage = %stage),
+                };
                 tasks.spawn(async move {
-                    let disposition = match serde_json::from_slice::<WorkItem>(&delivery.data) {
+                    let disposition = match item {
                         Ok(item) => worker.handle(&ctx, Job { item, redelivered: delivery.redelivered }).await,
                         Err(e) => {
                             tracing::error!(stage = %stage, error = %e, "dropping a malformed message");
@@ -315,7 +332,7 @@ pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> an
                     if let Err(e) = acked {
                         tracing::warn!(stage = %stage, error = %e, "could not settle a message; the broker will redeliver it");
                     }
-                });
+                }.instrument(span));
             }
             delivery = next_delivery(&mut dead) => {
                 let Some(delivery) = delivery else { anyhow::bail!("the {stage} dead-letter consumer was cancelled") };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mongodb::bson::oid::ObjectId;
 use trd_core::domain::{AudioFile, Control, Stage};
 use trd_core::store::StoreError;
-use trd_core::worker::{Disposition, Job, StageWorker, WorkerContext};
+use trd_core::worker::{record_run, Disposition, Job, StageWorker, WorkerContext};
 use trd_core::WorkItem;
 
 use crate::hints::{unknown_words, Hints};
@@ -109,17 +109,24 @@ async fn recognize_one(
     let offset = first as f64 / rate as f64;
     let limit = recognition_time_limit(claimed.end - claimed.start);
     let hints = Hints::new(&record.options.hints);
+    let started = std::time::Instant::now();
     let outcome = tokio::task::spawn_blocking(move || {
         recognize_segment(&model, &samples, rate, offset, limit, &hints)
     })
     .await
     .map_err(|e| StoreError::Malformed(format!("recognition crashed: {e}")))?;
-    if ctx
+    let took = started.elapsed();
+    if !ctx
         .store
         .complete_segment(segment, &ctx.owner, &outcome)
         .await?
-        && ctx.store.count_pending_segments(file).await? == 0
     {
+        return Ok(());
+    }
+    tracing::info!(file = %file, segment = %segment, status = ?outcome.status,
+        seconds = took.as_secs_f64(), "segment recognized");
+    record_run(ctx, Stage::Recognize, took, claimed.end - claimed.start).await;
+    if ctx.store.count_pending_segments(file).await? == 0 {
         close_file(ctx, file).await?;
     }
     Ok(())

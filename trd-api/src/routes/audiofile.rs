@@ -11,6 +11,7 @@ use crate::guards::{parse_batch, parse_id, App, BaseUrl};
 use crate::registry::{register_path, RegisterError};
 use crate::view;
 
+#[utoipa::path(tag = "audiofile", summary = "A file's record, with its webhook deliveries", params(("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "The file's id")), responses((status = 200, description = "The record", body = crate::openapi::Record), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/audiofile/<id>", rank = 3)]
 pub async fn get_record(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
     let id = parse_id(id)?;
@@ -27,6 +28,7 @@ pub async fn get_record(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
     Ok(Json(body))
 }
 
+#[utoipa::path(tag = "audiofile", summary = "Every record", responses((status = 200, description = "The records", body = Vec<crate::openapi::Record>), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/audiofile/list")]
 pub async fn list_all(app: &State<App>) -> ApiResult<Json<Value>> {
     let records = app.store.list(None).await?;
@@ -35,6 +37,7 @@ pub async fn list_all(app: &State<App>) -> ApiResult<Json<Value>> {
     )))
 }
 
+#[utoipa::path(tag = "audiofile", summary = "The records of a batch", params(("batch" = String, Path, description = "The batch (a folder of the work directory)")), responses((status = 200, description = "The records (empty for an unknown batch)", body = Vec<crate::openapi::Record>), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/audiofile/list/batch/<batch>")]
 pub async fn list_batch(app: &State<App>, batch: &str) -> ApiResult<Json<Value>> {
     let batch = parse_batch(batch)?;
@@ -60,6 +63,7 @@ fn register_error(e: RegisterError) -> ApiError {
 }
 
 /// Registers a file directly in the work directory (files without a batch).
+#[utoipa::path(tag = "audiofile", summary = "Register a file already in the work directory", params(("filename" = String, Path, description = "Path of the file inside the work directory")), responses((status = 200, description = "The record", body = crate::openapi::Record), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/audiofile/create/<filename..>", rank = 2)]
 pub async fn create_file(
     app: &State<App>,
@@ -89,6 +93,7 @@ pub async fn create_file(
 }
 
 /// Registers every file of a batch folder.
+#[utoipa::path(tag = "audiofile", summary = "Register every file of a batch folder", params(("batch" = String, Path, description = "The batch (a folder of the work directory)")), responses((status = 200, description = "filename → record URL", body = crate::openapi::UrlMap), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/audiofile/create/batch/<batch>")]
 pub async fn create_batch(app: &State<App>, base: BaseUrl, batch: &str) -> ApiResult<Json<Value>> {
     let batch = parse_batch(batch)?;
@@ -137,6 +142,7 @@ fn remove_from_disk(app: &App, record: &trd_core::domain::AudioFile) {
     }
 }
 
+#[utoipa::path(tag = "audiofile", summary = "Delete a record and its transcription data", params(("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "The file's id"), ("deleteOnDisk" = Option<bool>, Query, description = "Delete the audio file too")), responses((status = 200, description = "The removed record", body = crate::openapi::Record), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[delete("/audiofile/delete/<id>?<deleteOnDisk>", rank = 2)]
 #[allow(non_snake_case)]
 pub async fn delete_file(
@@ -154,6 +160,7 @@ pub async fn delete_file(
     Ok(Json(view::record(&removed)))
 }
 
+#[utoipa::path(tag = "audiofile", summary = "Delete a batch's records", params(("batch" = String, Path, description = "The batch (a folder of the work directory)"), ("deleteOnDisk" = Option<bool>, Query, description = "Delete the audio files too")), responses((status = 200, description = "The removed records", body = Vec<crate::openapi::Record>), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[delete("/audiofile/delete/batch/<batch>?<deleteOnDisk>")]
 #[allow(non_snake_case)]
 pub async fn delete_batch(

@@ -207,6 +207,7 @@ fn mongo_error(e: mongodb::error::Error) -> ApiError {
     }
 }
 
+#[utoipa::path(tag = "query", summary = "Matching documents as newline-delimited JSON", description = "Equality filters on listed fields (`field=value`, repeatable: any value matches) and an optional projection (`project=field`, repeatable).", params(("collection" = crate::openapi::QueryCollection, Path), ("project" = Option<Vec<String>>, Query, description = "Fields to return")), responses((status = 200, description = "One JSON document per line", content_type = "application/x-ndjson", body = String), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/query/collection/<collection>")]
 pub async fn query_collection(
     app: &State<App>,

@@ -34,6 +34,7 @@ fn url_map(base: &BaseUrl, records: &[trd_core::domain::AudioFile]) -> Value {
     Value::Object(map)
 }
 
+#[utoipa::path(tag = "transcription", summary = "Start (or resume) a file", params(("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "The file's id"), crate::openapi::StartQuery), responses((status = 200, description = "The record", body = crate::openapi::Record), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/transcription/start/audiofile/<id>")]
 pub async fn start_one(app: &State<App>, id: &str, params: StartParams) -> ApiResult<Json<Value>> {
     let id = parse_id(id)?;
@@ -47,6 +48,7 @@ pub async fn start_one(app: &State<App>, id: &str, params: StartParams) -> ApiRe
     }
 }
 
+#[utoipa::path(tag = "transcription", summary = "Start every IDLE or PAUSED file of a batch", params(("batch" = String, Path, description = "The batch (a folder of the work directory)"), crate::openapi::StartQuery), responses((status = 200, description = "filename → record URL", body = crate::openapi::UrlMap), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/transcription/start/batch/<batch>")]
 pub async fn start_batch(
     app: &State<App>,
@@ -63,6 +65,7 @@ pub async fn start_batch(
     Ok(Json(url_map(&base, &records)))
 }
 
+#[utoipa::path(tag = "transcription", summary = "Pause a running file (its current stage completes)", params(("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "The file's id")), responses((status = 200, description = "The record", body = crate::openapi::Record), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/transcription/stop/audiofile/<id>")]
 pub async fn stop_one(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
     let id = parse_id(id)?;
@@ -82,6 +85,7 @@ pub async fn stop_one(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
     }
 }
 
+#[utoipa::path(tag = "transcription", summary = "Pause every running file of a batch", params(("batch" = String, Path, description = "The batch (a folder of the work directory)")), responses((status = 200, description = "filename → record URL", body = crate::openapi::UrlMap), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/transcription/stop/batch/<batch>")]
 pub async fn stop_batch(app: &State<App>, base: BaseUrl, batch: &str) -> ApiResult<Json<Value>> {
     let batch = parse_batch(batch)?;
@@ -92,6 +96,7 @@ pub async fn stop_batch(app: &State<App>, base: BaseUrl, batch: &str) -> ApiResu
     Ok(Json(url_map(&base, &records)))
 }
 
+#[utoipa::path(tag = "transcription", summary = "Reset a file: a new record with a new id", params(("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "The file's id")), responses((status = 200, description = "The new record", body = crate::openapi::Record), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/transcription/reset/audiofile/<id>")]
 pub async fn reset_one(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
     let id = parse_id(id)?;
@@ -101,6 +106,7 @@ pub async fn reset_one(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
     Ok(Json(view::record(&fresh)))
 }
 
+#[utoipa::path(tag = "transcription", summary = "Reset the files of a batch that did not finish (all with hard=true)", params(("batch" = String, Path, description = "The batch (a folder of the work directory)"), ("hard" = Option<bool>, Query, description = "Reset finished files too")), responses((status = 200, description = "The batch status", body = crate::openapi::BatchStatus), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/transcription/reset/batch/<batch>?<hard>")]
 pub async fn reset_batch(
     app: &State<App>,
@@ -121,6 +127,7 @@ pub async fn reset_batch(
     Ok(Json(status::batch_status_now(app, &batch).await?))
 }
 
+#[utoipa::path(tag = "transcription", summary = "A file's speech by recognition status", params(("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "The file's id")), responses((status = 200, description = "File status", body = crate::openapi::FileStatus), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/transcription/status/audiofile/<id>")]
 pub async fn status_one(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
     let id = parse_id(id)?;
@@ -132,6 +139,7 @@ pub async fn status_one(app: &State<App>, id: &str) -> ApiResult<Json<Value>> {
     Ok(Json(status::file_status(app, &record).await?))
 }
 
+#[utoipa::path(tag = "transcription", summary = "A batch's progress, figures and ETA", params(("batch" = String, Path, description = "The batch (a folder of the work directory)")), responses((status = 200, description = "Batch status", body = crate::openapi::BatchStatus), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/transcription/status/batch/<batch>")]
 pub async fn status_batch(app: &State<App>, batch: &str) -> ApiResult<Json<Value>> {
     let batch = parse_batch(batch)?;
@@ -139,6 +147,7 @@ pub async fn status_batch(app: &State<App>, batch: &str) -> ApiResult<Json<Value
 }
 
 /// A file's result: JSON (default) or any export format.
+#[utoipa::path(tag = "transcription", summary = "A file's transcript", params(("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "The file's id"), ("format" = Option<String>, Query, description = "json (default), csv, txt, vtt, srt, trs, extended_trs"), ("max_line_length" = Option<u32>, Query, description = "srt: characters per line (37)"), ("max_lines" = Option<u32>, Query, description = "srt: lines per cue (2)")), responses((status = 200, description = "The transcript", content((crate::openapi::TranscriptResult = "application/json"), (String = "text/csv"), (String = "text/plain"), (String = "text/vtt"), (String = "application/x-subrip"), (String = "text/xml"))), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/transcription/result/audiofile/<id>?<format>&<max_line_length>&<max_lines>")]
 pub async fn result_one(
     app: &State<App>,
@@ -178,6 +187,7 @@ pub async fn result_one(
 
 /// Every file's result in one ZIP, streamed while it is built (contract section 5); besides
 /// `json`, `csv` and `json-array`, every single-file export format is accepted.
+#[utoipa::path(tag = "transcription", summary = "Every transcript of a batch, as a ZIP streamed while it is built", params(("batch" = String, Path, description = "The batch (a folder of the work directory)"), ("format" = Option<String>, Query, description = "json (default), json-array, csv, txt, vtt, srt, trs, extended_trs"), ("max_line_length" = Option<u32>, Query, description = "srt: characters per line (37)"), ("max_lines" = Option<u32>, Query, description = "srt: lines per cue (2)")), responses((status = 200, description = "`<batch>.zip`", content_type = "application/zip", body = crate::openapi::Binary), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/transcription/result/batch/<batch>?<format>&<max_line_length>&<max_lines>")]
 pub async fn result_batch(
     app: &State<App>,

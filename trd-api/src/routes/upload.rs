@@ -25,6 +25,7 @@ pub struct Upload<'r> {
     batch: Option<String>,
 }
 
+#[utoipa::path(tag = "audiofile", summary = "Upload files (stored in the work directory and registered at once)", request_body(content = crate::openapi::UploadForm, content_type = "multipart/form-data"), responses((status = 200, description = "filename → record URL", body = crate::openapi::UrlMap), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[post("/audiofile/upload", data = "<form>")]
 pub async fn upload(
     app: &State<App>,

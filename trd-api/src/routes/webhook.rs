@@ -15,6 +15,7 @@ use crate::webhooks::deliver::{reachable, SendError};
 use crate::webhooks::outbox::remember_validation;
 
 /// The caller's IP address, as a JSON string.
+#[utoipa::path(tag = "webhook", summary = "The caller's IP address", responses((status = 200, description = "The address, a JSON string", body = String, content_type = "application/json"), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/webhook/whoami")]
 pub fn whoami(ip: Option<IpAddr>) -> Json<Value> {
     Json(Value::String(ip.map(|i| i.to_string()).unwrap_or_default()))
@@ -28,6 +29,7 @@ pub struct ValidateBody {
     token: String,
 }
 
+#[utoipa::path(tag = "webhook", summary = "Check that a webhook target is reachable", params(("host" = String, Path), ("port" = u16, Path), ("timeout" = Option<f64>, Query, description = "Seconds per attempt (0.1–60, default 5)"), ("retries" = Option<u32>, Query, description = "Extra attempts (at most 10)")), responses((status = 200, description = "Whether it answered", body = bool, content_type = "application/json"), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[get("/webhook/validate/<host>/<port>?<timeout>&<retries>")]
 pub async fn validate_get(
     app: &State<App>,
@@ -39,6 +41,7 @@ pub async fn validate_get(
     validate(app, host, port, timeout, retries, ValidateBody::default()).await
 }
 
+#[utoipa::path(tag = "webhook", summary = "Check a webhook target and remember its token (and certificate)", params(("host" = String, Path), ("port" = u16, Path), ("timeout" = Option<f64>, Query, description = "Seconds per attempt (0.1–60, default 5)"), ("retries" = Option<u32>, Query, description = "Extra attempts (at most 10)")), request_body(content = Option<crate::openapi::ValidateRequest>, content_type = "application/json"), responses((status = 200, description = "Whether it answered", body = bool, content_type = "application/json"), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
 #[post("/webhook/validate/<host>/<port>?<timeout>&<retries>", data = "<body>")]
 pub async fn validate_post(
     app: &State<App>,

@@ -279,3 +279,26 @@ pub async fn validation_for(app: &App, host_port: &str) -> Result<Option<Validat
         .await
         .map_err(store_err)
 }
+
+/// Deliveries counted per state (`PENDING`, `DELIVERED`, `GAVE_UP`), for the metrics.
+pub async fn deliveries_by_state(app: &App) -> Result<Vec<(String, u64)>, mongodb::error::Error> {
+    let groups: Vec<Document> = deliveries(app)
+        .clone_with_type::<Document>()
+        .aggregate(vec![doc! {"$group": {"_id": "$state", "n": {"$sum": 1}}}])
+        .await?
+        .try_collect()
+        .await?;
+    Ok(groups
+        .iter()
+        .filter_map(|g| {
+            let state = g.get_str("_id").ok()?.to_owned();
+            let n = match g.get("n")? {
+                bson::Bson::Int32(n) => *n as u64,
+                bson::Bson::Int64(n) => *n as u64,
+                bson::Bson::Double(n) => *n as u64,
+                _ => return None,
+            };
+            Some((state, n))
+        })
+        .collect())
+}

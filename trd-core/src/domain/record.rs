@@ -42,6 +42,17 @@ pub struct AudioFile {
     pub lease: Option<Lease>,
 }
 
+impl AudioFile {
+    /// The file's duration in seconds, once normalized (its longest channel); 0 before.
+    pub fn audio_seconds(&self) -> f64 {
+        self.audio_channels
+            .iter()
+            .flatten()
+            .map(|c| c.duration)
+            .fold(0.0, f64::max)
+    }
+}
+
 /// Technical metadata written by the normalizer, key names as the original service spells them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

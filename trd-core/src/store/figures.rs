@@ -58,7 +58,7 @@ fn parse<T: serde::de::DeserializeOwned>(value: Option<&Bson>, what: &str) -> St
 }
 
 /// Sums are doubles or integers depending on what was summed; both are numbers here.
-fn number(d: &Document, key: &str) -> f64 {
+pub(super) fn number(d: &Document, key: &str) -> f64 {
     match d.get(key) {
         Some(Bson::Double(x)) => *x,
         Some(Bson::Int32(x)) => f64::from(*x),
@@ -72,7 +72,7 @@ fn segment_seconds() -> Document {
 }
 
 impl Store {
-    async fn aggregate_docs(
+    pub(super) async fn aggregate_docs(
         &self,
         collection: &mongodb::Collection<Document>,
         pipeline: Vec<Document>,

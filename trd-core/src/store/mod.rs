@@ -5,6 +5,7 @@
 //! - `segments`: speech segments ([`Segment`]) keyed by `audiofile_id`.
 //! - `pcm_chunks`: normalized 16-bit PCM per file and channel, in fixed-size chunks so any
 //!   worker on any host can read any time range of it.
+//! - `stage_metrics`: cumulative per-stage run counters and duration histograms ([`stage_metrics`]).
 //!
 //! Every state transition is one atomic `find_one_and_update` whose filter states what the
 //! caller expects; a caller whose expectation no longer holds gets `None` and does nothing.
@@ -13,6 +14,7 @@ mod audiofiles;
 pub mod figures;
 mod pcm;
 mod segments;
+pub mod stage_metrics;
 
 use std::time::Duration;
 

@@ -1,0 +1,275 @@
+//! The commands. Every one talks to the HTTP API only; `--json` prints the service's own JSON
+//! for scripts, otherwise the output is for people.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use crate::client::{Api, CliError, CliResult};
+use crate::output;
+
+/// Command-line client for TRD, the folder-batch speech-transcription service.
+///
+/// Exit codes: 0 done; 1 unexpected failure; 2 bad command line; 3 no such file, batch or id;
+/// 4 refused by the service (bad name, conflict, too large…); 5 service unreachable or
+/// failing; 6 the batch ended with FAILED files.
+#[derive(Debug, Parser)]
+#[command(name = "trd", version)]
+pub struct Cli {
+    /// The service's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "TRD_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// Print the service's JSON instead of text (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Upload audio files (they are registered at once, IDLE).
+    Upload {
+        /// The batch (folder) to put them in; none: the work directory itself.
+        #[arg(long, short)]
+        batch: Option<String>,
+        /// Audio files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Start (or resume) a file or every IDLE/PAUSED file of a batch.
+    Start {
+        #[command(flatten)]
+        target: Target,
+        /// Recognition model id (`lm.uri`).
+        #[arg(long)]
+        model: Option<String>,
+        /// A word or phrase expected in the audio (repeatable).
+        #[arg(long = "hint")]
+        hints: Vec<String>,
+        /// URL to notify when each file ends (repeatable).
+        #[arg(long = "webhook")]
+        webhooks: Vec<String>,
+        /// Diarization: auto, speaker, channel or none.
+        #[arg(long)]
+        diarization: Option<String>,
+        /// Exact number of speakers.
+        #[arg(long)]
+        speakers: Option<u32>,
+    },
+    /// Pause a running file or every running file of a batch.
+    Stop {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Reset a file (a new record, a new id) or the unfinished files of a batch.
+    Reset {
+        #[command(flatten)]
+        target: Target,
+        /// With --batch: reset finished files too.
+        #[arg(long)]
+        hard: bool,
+    },
+    /// Progress of a file or a batch; --watch follows a batch with live bars until it is done.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Follow the batch until no file is running (exit 0; 6 if some failed).
+        #[arg(long, short)]
+        watch: bool,
+        /// Seconds between polls with --watch.
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+    },
+    /// Download transcripts: a batch's ZIP unpacked into a folder, or one file's transcript.
+    Results {
+        #[command(flatten)]
+        target: Target,
+        /// json, csv, txt, vtt, srt, trs, extended_trs (and json-array for a batch).
+        #[arg(long, short, default_value = "json")]
+        format: String,
+        /// Folder to write into (a batch), or file (one transcript); default: the current
+        /// folder for a batch, standard output for a file.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// List files (all, or one batch's) with their control and status.
+    Ls {
+        #[arg(long, short)]
+        batch: Option<String>,
+    },
+    /// The service's dependencies and queues (exit 5 when one is down).
+    Health,
+}
+
+/// What a command acts on: one file by id, or a batch.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Target {
+    /// A file's id.
+    pub id: Option<String>,
+    /// A batch name.
+    #[arg(long, short)]
+    pub batch: Option<String>,
+}
+
+impl Target {
+    pub fn path(&self, prefix: &str) -> String {
+        match (&self.id, &self.batch) {
+            (_, Some(batch)) => format!("{prefix}/batch/{}", encode(batch)),
+            (Some(id), None) => format!("{prefix}/audiofile/{}", encode(id)),
+            (None, None) => unreachable!("clap requires an id or --batch"),
+        }
+    }
+}
+
+/// Percent-encodes a path segment (batch names may hold spaces and other characters).
+pub fn encode(segment: &str) -> String {
+    let mut out = String::new();
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn run(cli: Cli) -> CliResult<()> {
+    let api = Api::new(&cli.url)?;
+    let json = cli.json;
+    match cli.command {
+        Command::Upload { batch, files } => {
+            let answer = api.upload(batch.as_deref(), &files)?;
+            output::url_map(&answer, json, "uploaded");
+        }
+        Command::Start {
+            target,
+            model,
+            hints,
+            webhooks,
+            diarization,
+            speakers,
+        } => {
+            let mut query: Vec<(&str, String)> = Vec::new();
+            query.extend(model.map(|m| ("lm.uri", m)));
+            if !hints.is_empty() {
+                query.push(("hints.words", hints.join(",")));
+            }
+            query.extend(webhooks.into_iter().map(|w| ("webhook", w)));
+            query.extend(diarization.map(|d| ("diarization", d)));
+            query.extend(speakers.map(|n| ("speakers", n.to_string())));
+            let answer = api.get_json(&target.path("/transcription/start"), &query)?;
+            changed(&answer, &target, json, "started");
+        }
+        Command::Stop { target } => {
+            let answer = api.get_json(&target.path("/transcription/stop"), &[])?;
+            changed(&answer, &target, json, "stopped");
+        }
+        Command::Reset { target, hard } => {
+            let query: Vec<(&str, String)> = if hard && target.batch.is_some() {
+                vec![("hard", "true".into())]
+            } else {
+                Vec::new()
+            };
+            let answer = api.get_json(&target.path("/transcription/reset"), &query)?;
+            if json {
+                output::json(&answer);
+            } else if target.batch.is_some() {
+                output::batch_status(&answer);
+            } else {
+                output::record_line(&answer, "reset, new record");
+            }
+        }
+        Command::Status {
+            target,
+            watch,
+            interval,
+        } => {
+            let path = target.path("/transcription/status");
+            if watch {
+                let Some(batch) = &target.batch else {
+                    return Err(CliError::Refused(
+                        "--watch follows a batch: use --batch".into(),
+                    ));
+                };
+                let interval = Duration::from_secs_f64(interval.clamp(0.1, 3600.0));
+                crate::watch::watch(&api, batch, &path, interval, json)?;
+            } else {
+                let answer = api.get_json(&path, &[])?;
+                if json {
+                    output::json(&answer);
+                } else if target.batch.is_some() {
+                    output::batch_status(&answer);
+                } else {
+                    output::file_status(&answer);
+                }
+            }
+        }
+        Command::Results {
+            target,
+            format,
+            output: out,
+        } => crate::results::download(&api, &target, &format, out, json)?,
+        Command::Ls { batch } => {
+            let path = match &batch {
+                Some(b) => format!("/audiofile/list/batch/{}", encode(b)),
+                None => "/audiofile/list".to_owned(),
+            };
+            let answer = api.get_json(&path, &[])?;
+            if json {
+                output::json(&answer);
+            } else {
+                output::records(&answer);
+            }
+        }
+        Command::Health => {
+            // A 503 names what is down in its error message, which becomes ours (exit 5).
+            let answer = api.get_json("/health", &[])?;
+            if json {
+                output::json(&answer);
+            } else {
+                output::health(&answer);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn changed(answer: &Value, target: &Target, json: bool, verb: &str) {
+    if json {
+        output::json(answer);
+    } else if target.batch.is_some() {
+        output::url_map(answer, false, verb);
+    } else {
+        output::record_line(answer, verb);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_names_are_encoded_as_one_segment() {
+        assert_eq!(encode("day 1/../x"), "day%201%2F..%2Fx");
+        assert_eq!(encode("plain-name_1.2"), "plain-name_1.2");
+    }
+
+    #[test]
+    fn every_command_has_help_and_a_target_is_required() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        assert!(Cli::try_parse_from(["trd", "start"]).is_err());
+        assert!(Cli::try_parse_from(["trd", "start", "abc", "--batch", "b"]).is_err());
+        assert!(Cli::try_parse_from(["trd", "status", "--batch", "b", "--watch"]).is_ok());
+    }
+}
