@@ -6,9 +6,13 @@
 //! - [`fixtures`]: records and segments written straight into MongoDB, in chosen states.
 //! - [`cer`]: character error rate, the accuracy figure for Korean.
 //! - [`receiver`]: a real HTTP server that receives webhooks.
+//! - [`services`]: private MongoDB and RabbitMQ instances for tests that restart them.
+//! - [`fleet`]: worker processes a test kills (`kill -9`) and restarts.
 
 pub mod app;
 pub mod cer;
 pub mod data;
 pub mod fixtures;
+pub mod fleet;
 pub mod receiver;
+pub mod services;
