@@ -198,13 +198,7 @@ fn to_json(value: Bson) -> Value {
 }
 
 fn mongo_error(e: mongodb::error::Error) -> ApiError {
-    use mongodb::error::ErrorKind;
-    match *e.kind {
-        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) => {
-            ApiError::Unavailable("MongoDB", e.to_string())
-        }
-        _ => ApiError::Internal(e.to_string()),
-    }
+    trd_core::store::StoreError::from_mongo(e).into()
 }
 
 #[get("/query/collection/<collection>")]

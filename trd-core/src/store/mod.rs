@@ -38,7 +38,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn from_mongo(e: mongodb::error::Error) -> Self {
+    /// Classifies a driver error: outages (retry later, HTTP 503) or real errors.
+    pub fn from_mongo(e: mongodb::error::Error) -> Self {
         if is_outage(&e) {
             StoreError::Unavailable(e.to_string())
         } else {
