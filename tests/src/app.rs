@@ -107,9 +107,31 @@ pub fn configured_command(binary: &Path, settings: &Settings) -> Command {
         .env("TRD_DATABASE", &settings.database)
         .env("TRD_QUEUE_PREFIX", &settings.queue_prefix)
         .env("TRD_WORKDIR", &settings.workdir)
+        // Queues are declared with it: every process of a test must agree.
+        .env(
+            "TRD_MAX_DELIVERY_ATTEMPTS",
+            settings.max_delivery_attempts.to_string(),
+        )
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
+    command
+}
+
+/// A worker binary's command for the given settings (database, queues, lease, concurrency and
+/// stage time limit).
+pub fn worker_command(settings: &Settings, name: &str) -> Command {
+    let mut command = configured_command(&bin_dir().join(name), settings);
+    command
+        .env("TRD_LEASE_SECONDS", settings.lease_seconds.to_string())
+        .env(
+            "TRD_STAGE_TIMEOUT_SECONDS",
+            settings.stage_timeout_seconds.to_string(),
+        )
+        .env(
+            "TRD_WORKER_CONCURRENCY",
+            settings.worker_concurrency.to_string(),
         );
     command
 }
@@ -211,16 +233,15 @@ impl TestApp {
 
     /// Starts a worker binary configured for this test's database and queues.
     pub fn worker_process(&self, name: &str) -> Child {
-        configured_command(&bin_dir().join(name), &self.settings)
-            .env("TRD_LEASE_SECONDS", self.settings.lease_seconds.to_string())
-            .env(
-                "TRD_WORKER_CONCURRENCY",
-                self.settings.worker_concurrency.to_string(),
-            )
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {name} (build the workspace binaries first): {e}")
-            })
+        self.worker_command(name).spawn().unwrap_or_else(|e| {
+            panic!("cannot start {name} (build the workspace binaries first): {e}")
+        })
+    }
+
+    /// The command that starts a worker binary for this test, for callers that add their own
+    /// environment.
+    pub fn worker_command(&self, name: &str) -> Command {
+        worker_command(&self.settings, name)
     }
 
     /// Copies shared test audio into a batch folder (through a hidden temporary name, the

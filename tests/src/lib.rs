@@ -8,10 +8,14 @@
 //! - [`receiver`]: a real HTTP server that receives webhooks.
 //! - [`tools`]: the external checkers (OpenAPI validator, schemathesis, Prometheus parser,
 //!   Chromium) and where tests keep their artifacts.
+//! - [`services`]: private MongoDB and RabbitMQ instances for tests that restart them.
+//! - [`fleet`]: worker processes a test kills (`kill -9`) and restarts.
 
 pub mod app;
 pub mod cer;
 pub mod data;
 pub mod fixtures;
+pub mod fleet;
 pub mod receiver;
+pub mod services;
 pub mod tools;

@@ -67,6 +67,8 @@ impl ApiError {
 
     fn message(&self) -> String {
         match self {
+            // The detail usually names the dependency already ("MongoDB is unavailable: …").
+            ApiError::Unavailable(dep, detail) if detail.starts_with(dep) => detail.clone(),
             ApiError::Unavailable(dep, detail) => format!("{dep} is unavailable: {detail}"),
             other => other.to_string(),
         }

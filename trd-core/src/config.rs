@@ -37,6 +37,10 @@ pub struct Settings {
     pub max_segment_seconds: f64,
     /// Delivery attempts before a message is dead-lettered and its file fails.
     pub max_delivery_attempts: u32,
+    /// Longest one attempt at a file stage (normalize, diarize) may take; a longer attempt is
+    /// abandoned and counts as a failed delivery (a poison file ends FAILED after
+    /// `max_delivery_attempts`).
+    pub stage_timeout_seconds: u64,
     /// How often the watcher rescans the work directory (file-system events may not arrive).
     pub rescan_interval_ms: u64,
     /// How long a file's size must stay unchanged before it is registered.
@@ -80,6 +84,7 @@ impl Default for Settings {
             lease_seconds: 60,
             max_segment_seconds: 30.0,
             max_delivery_attempts: 5,
+            stage_timeout_seconds: 7_200,
             rescan_interval_ms: 2_000,
             settle_ms: 1_000,
             upload_limit_bytes: 4 * 1024 * 1024 * 1024,
@@ -157,6 +162,9 @@ impl Settings {
         }
         if self.webhook_max_attempts == 0 {
             return invalid("webhook_max_attempts", "must be at least 1");
+        }
+        if self.stage_timeout_seconds == 0 {
+            return invalid("stage_timeout_seconds", "must be at least 1");
         }
         if self.max_delivery_attempts == 0 {
             return invalid("max_delivery_attempts", "must be at least 1");

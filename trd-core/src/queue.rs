@@ -5,6 +5,9 @@
 //! that keeps killing or stalling its workers is dead-lettered to `<queue>.dead`, whose
 //! consumer fails the file with the reason instead of looping forever.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use futures::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -40,6 +43,8 @@ impl WorkItem {
 pub enum QueueError {
     #[error("RabbitMQ is unavailable: {0}")]
     Unavailable(#[from] lapin::Error),
+    #[error("RabbitMQ is unavailable: no answer within {} s", .0.as_secs())]
+    Timeout(Duration),
 }
 
 pub type QueueResult<T> = Result<T, QueueError>;
@@ -53,49 +58,103 @@ pub struct QueueFigures {
     pub consumers: u32,
 }
 
+/// How long a connection attempt or a publish may take before RabbitMQ counts as down.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection to RabbitMQ that heals itself: when the broker restarts, the next call
+/// reconnects (and re-declares the topology). Clones share the connection.
 #[derive(Clone)]
 pub struct Queue {
-    connection: std::sync::Arc<Connection>,
-    publisher: Channel,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    uri: String,
     prefix: String,
     max_delivery_attempts: u32,
+    link: tokio::sync::Mutex<Option<Link>>,
+}
+
+/// One live connection and its publishing channel (with publisher confirms).
+#[derive(Clone)]
+struct Link {
+    connection: Arc<Connection>,
+    publisher: Channel,
+}
+
+impl Link {
+    fn is_alive(&self) -> bool {
+        self.connection.status().connected() && self.publisher.status().connected()
+    }
+}
+
+async fn within<T>(
+    work: impl std::future::Future<Output = Result<T, lapin::Error>>,
+) -> QueueResult<T> {
+    tokio::time::timeout(BROKER_TIMEOUT, work)
+        .await
+        .map_err(|_| QueueError::Timeout(BROKER_TIMEOUT))?
+        .map_err(QueueError::from)
 }
 
 impl Queue {
+    /// Connects and declares the topology; fails fast when RabbitMQ is down.
     pub async fn connect(settings: &Settings) -> QueueResult<Self> {
-        let connection = Connection::connect(
-            &settings.amqp_uri,
-            ConnectionProperties::default().with_connection_name("trd".into()),
-        )
-        .await?;
-        let publisher = connection.create_channel().await?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
         let queue = Self {
-            connection: std::sync::Arc::new(connection),
-            publisher,
-            prefix: settings.queue_prefix.clone(),
-            max_delivery_attempts: settings.max_delivery_attempts,
+            inner: Arc::new(Inner {
+                uri: settings.amqp_uri.clone(),
+                prefix: settings.queue_prefix.clone(),
+                max_delivery_attempts: settings.max_delivery_attempts,
+                link: tokio::sync::Mutex::new(None),
+            }),
         };
-        queue.declare_topology().await?;
+        queue.link().await?;
         Ok(queue)
     }
 
+    /// The live connection, reconnecting first if the broker went away. One caller at a time
+    /// reconnects; the others wait for its outcome.
+    async fn link(&self) -> QueueResult<Link> {
+        let mut slot = self.inner.link.lock().await;
+        if let Some(link) = slot.as_ref().filter(|l| l.is_alive()) {
+            return Ok(link.clone());
+        }
+        if let Some(dead) = slot.take() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                dead.connection.close(200, "reconnecting".into()),
+            )
+            .await;
+        }
+        let connection = within(Connection::connect(
+            &self.inner.uri,
+            ConnectionProperties::default().with_connection_name("trd".into()),
+        ))
+        .await?;
+        let publisher = within(connection.create_channel()).await?;
+        within(publisher.confirm_select(ConfirmSelectOptions::default())).await?;
+        let link = Link {
+            connection: Arc::new(connection),
+            publisher,
+        };
+        self.declare_topology(&link.publisher).await?;
+        *slot = Some(link.clone());
+        Ok(link)
+    }
+
     pub fn queue_name(&self, stage: Stage) -> String {
-        format!("{}{}", self.prefix, stage.name())
+        format!("{}{}", self.inner.prefix, stage.name())
     }
 
     pub fn dead_letter_queue_name(&self, stage: Stage) -> String {
-        format!("{}{}.dead", self.prefix, stage.name())
+        format!("{}{}.dead", self.inner.prefix, stage.name())
     }
 
     fn dead_letter_exchange(&self) -> String {
-        format!("{}dead-letter", self.prefix)
+        format!("{}dead-letter", self.inner.prefix)
     }
 
-    async fn declare_topology(&self) -> QueueResult<()> {
-        let ch = &self.publisher;
+    async fn declare_topology(&self, ch: &Channel) -> QueueResult<()> {
         let dlx = self.dead_letter_exchange();
         ch.exchange_declare(
             dlx.as_str().into(),
@@ -116,7 +175,7 @@ impl Queue {
             );
             args.insert(
                 "x-delivery-limit".into(),
-                AMQPValue::LongInt(self.max_delivery_attempts.saturating_sub(1) as i32),
+                AMQPValue::LongInt(self.inner.max_delivery_attempts.saturating_sub(1) as i32),
             );
             args.insert(
                 "x-dead-letter-exchange".into(),
@@ -147,8 +206,9 @@ impl Queue {
     /// Publishes a persistent message and waits for the broker to take responsibility for it.
     pub async fn publish(&self, stage: Stage, item: &WorkItem) -> QueueResult<()> {
         let body = serde_json::to_vec(item).expect("work items serialise");
-        self.publisher
-            .basic_publish(
+        let link = self.link().await?;
+        let confirm = within(
+            link.publisher.basic_publish(
                 "".into(),
                 self.queue_name(stage).as_str().into(),
                 BasicPublishOptions::default(),
@@ -156,41 +216,39 @@ impl Queue {
                 BasicProperties::default()
                     .with_delivery_mode(2)
                     .with_content_type("application/json".into()),
-            )
-            .await?
-            .await?;
+            ),
+        )
+        .await?;
+        within(confirm).await?;
         Ok(())
     }
 
     /// A consumer on its own channel, holding at most `prefetch` unacknowledged messages.
     pub async fn consume(&self, queue: &str, tag: &str, prefetch: u16) -> QueueResult<Consumer> {
-        let channel = self.connection.create_channel().await?;
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await?;
-        Ok(channel
-            .basic_consume(
-                queue.into(),
-                tag.into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?)
+        let link = self.link().await?;
+        let channel = within(link.connection.create_channel()).await?;
+        within(channel.basic_qos(prefetch, BasicQosOptions::default())).await?;
+        within(channel.basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ))
+        .await
     }
 
     /// Number of messages ready in a stage's queue (for status and metrics).
     pub async fn depth(&self, stage: Stage) -> QueueResult<u32> {
-        let q = self
-            .publisher
-            .queue_declare(
-                self.queue_name(stage).as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        let link = self.link().await?;
+        let q = within(link.publisher.queue_declare(
+            self.queue_name(stage).as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        ))
+        .await?;
         Ok(q.message_count())
     }
 
@@ -198,20 +256,20 @@ impl Queue {
     /// (health and metrics). Passive declares run on a channel of their own: a missing queue
     /// closes the channel it was asked on, and that must never be the publisher's.
     pub async fn inspect(&self) -> QueueResult<Vec<QueueFigures>> {
-        let channel = self.connection.create_channel().await?;
+        let link = self.link().await?;
+        let channel = within(link.connection.create_channel()).await?;
         let mut out = Vec::new();
         for stage in Stage::ALL {
             for name in [self.queue_name(stage), self.dead_letter_queue_name(stage)] {
-                let q = channel
-                    .queue_declare(
-                        name.as_str().into(),
-                        QueueDeclareOptions {
-                            passive: true,
-                            ..Default::default()
-                        },
-                        FieldTable::default(),
-                    )
-                    .await?;
+                let q = within(channel.queue_declare(
+                    name.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                ))
+                .await?;
                 out.push(QueueFigures {
                     name,
                     messages: q.message_count(),
@@ -223,24 +281,35 @@ impl Queue {
         Ok(out)
     }
 
+    /// Whether the current connection is up (without trying to reconnect).
     pub fn is_connected(&self) -> bool {
-        self.connection.status().connected()
+        self.inner
+            .link
+            .try_lock()
+            .map(|l| l.as_ref().is_some_and(Link::is_alive))
+            .unwrap_or(true)
     }
 
     /// Deletes every queue of this prefix (test clean-up).
     pub async fn delete_all(&self) -> QueueResult<()> {
+        let link = self.link().await?;
         for stage in Stage::ALL {
             for name in [self.queue_name(stage), self.dead_letter_queue_name(stage)] {
-                self.publisher
-                    .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
-                    .await?;
+                within(
+                    link.publisher
+                        .queue_delete(name.as_str().into(), QueueDeleteOptions::default()),
+                )
+                .await?;
             }
         }
         Ok(())
     }
 
     pub async fn close(&self) {
-        let _ = self.connection.close(200, "bye".into()).await;
+        if let Some(link) = self.inner.link.lock().await.take() {
+            let _ = tokio::time::timeout(BROKER_TIMEOUT, link.connection.close(200, "bye".into()))
+                .await;
+        }
     }
 }
 

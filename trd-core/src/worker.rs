@@ -22,20 +22,29 @@ use mongodb::bson::{oid::ObjectId, Document};
 pub enum Disposition {
     /// Done, or nothing to do (stale or duplicate hint): acknowledge.
     Ack,
-    /// A transient failure (a dependency is down): put the message back. Each return counts
-    /// towards the queue's delivery limit.
+    /// The attempt failed (timed out, or an unexpected error): put the message back. Each
+    /// return counts towards the queue's delivery limit, so a message that fails every time is
+    /// dead-lettered and its file fails.
     Retry(String),
+    /// A dependency (MongoDB, RabbitMQ) is down: keep the message and handle it again once the
+    /// dependency answers. An outage is not the message's fault, so it does not count as an
+    /// attempt.
+    Wait(String),
 }
 
 impl From<StoreError> for Disposition {
     fn from(e: StoreError) -> Self {
-        Disposition::Retry(e.to_string())
+        if e.is_unavailable() {
+            Disposition::Wait(e.to_string())
+        } else {
+            Disposition::Retry(e.to_string())
+        }
     }
 }
 
 impl From<crate::queue::QueueError> for Disposition {
     fn from(e: crate::queue::QueueError) -> Self {
-        Disposition::Retry(e.to_string())
+        Disposition::Wait(e.to_string())
     }
 }
 
@@ -122,19 +131,26 @@ pub struct Job {
 pub enum StageFailure {
     /// The file itself is the problem (undecodable audio…): it ends FAILED with this reason.
     Fatal(String),
-    /// A dependency is the problem: the work is retried later.
+    /// Something outside the file went wrong: the work is retried later, as a new attempt.
     Transient(String),
+    /// A dependency is down: the work is retried once it answers, not counted as an attempt.
+    Unavailable(String),
 }
 
 impl From<StoreError> for StageFailure {
     fn from(e: StoreError) -> Self {
-        StageFailure::Transient(e.to_string())
+        if e.is_unavailable() {
+            StageFailure::Unavailable(e.to_string())
+        } else {
+            StageFailure::Transient(e.to_string())
+        }
     }
 }
 
 /// The protocol of a stage that works on whole files (normalize, diarize): claim the record,
 /// do the work under a renewed lease, commit the result and the new status in one update,
-/// hand the file to the next stage if it is still running, and only then acknowledge.
+/// hand the file to the next stage if it is still running, and only then acknowledge. Work
+/// that outlasts `stage_timeout_seconds` is abandoned and counts as a failed attempt.
 pub async fn process_file_stage<F, Fut>(
     ctx: &WorkerContext,
     stage: Stage,
@@ -160,7 +176,14 @@ where
     };
     tracing::info!(file = %file, status = %stage.active_status(), "stage started");
     let started = std::time::Instant::now();
-    let outcome = ctx.with_file_lease(file, work(record)).await;
+    let limit = Duration::from_secs(ctx.settings.stage_timeout_seconds);
+    let outcome = match tokio::time::timeout(limit, ctx.with_file_lease(file, work(record))).await {
+        Ok(outcome) => outcome,
+        Err(_) => Some(Err(StageFailure::Transient(format!(
+            "the {stage} stage took longer than {} s",
+            limit.as_secs()
+        )))),
+    };
     match outcome {
         None => {
             tracing::warn!(file = %file, stage = %stage, "lost the file while working on it; dropping the result");
@@ -178,8 +201,8 @@ where
                 record_run(ctx, stage, took, done.audio_seconds()).await;
                 if done.control == Control::Running {
                     if let Err(e) = ctx.hand_on(stage, file).await {
-                        // Committed but not handed on: the redelivered message re-hands it.
-                        return Disposition::Retry(e.to_string());
+                        // Committed but not handed on: handling the message again re-hands it.
+                        return e.into();
                     }
                 }
                 Disposition::Ack
@@ -201,8 +224,13 @@ where
             }
         }
         Some(Err(StageFailure::Transient(reason))) => {
+            tracing::warn!(file = %file, stage = %stage, %reason, "attempt failed");
             let _ = ctx.store.release_stage(file, &ctx.owner).await;
             Disposition::Retry(reason)
+        }
+        Some(Err(StageFailure::Unavailable(reason))) => {
+            let _ = ctx.store.release_stage(file, &ctx.owner).await;
+            Disposition::Wait(reason)
         }
     }
 }
@@ -273,92 +301,196 @@ pub trait StageWorker: Send + Sync + 'static {
     }
 }
 
-/// Runs a stage worker until `ctx.shutdown` is cancelled.
+/// Doubling back-off between reconnection attempts and in-place retries, capped.
+#[derive(Debug)]
+struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(250);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn new() -> Self {
+        Self(Self::FIRST)
+    }
+
+    /// The delay to wait now; the next one is twice as long.
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.0;
+        self.0 = (self.0 * 2).min(Self::MAX);
+        delay
+    }
+}
+
+/// Sleeps unless shutdown comes first; `false` on shutdown.
+async fn pause(ctx: &WorkerContext, delay: Duration) -> bool {
+    tokio::select! {
+        () = ctx.shutdown.cancelled() => false,
+        () = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// Handles one delivery and settles it. While a dependency is down the message is kept and
+/// handled again with back-off (as a redelivery: the previous attempt may have committed).
+async fn handle_delivery<W: StageWorker>(
+    worker: &W,
+    ctx: &WorkerContext,
+    delivery: lapin::message::Delivery,
+) {
+    let stage = W::STAGE;
+    let item = match serde_json::from_slice::<WorkItem>(&delivery.data) {
+        Ok(item) => item,
+        Err(e) => {
+            tracing::error!(stage = %stage, error = %e, "dropping a malformed message");
+            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+            return;
+        }
+    };
+    let mut job = Job {
+        item,
+        redelivered: delivery.redelivered,
+    };
+    let mut backoff = Backoff::new();
+    let settled = loop {
+        match worker.handle(ctx, job).await {
+            Disposition::Ack => break delivery.acker.ack(BasicAckOptions::default()).await,
+            Disposition::Retry(reason) => {
+                tracing::warn!(stage = %stage, file = %item.file_id(), %reason, "returning a message to the queue");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                break delivery.acker.nack(requeue()).await;
+            }
+            Disposition::Wait(reason) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(stage = %stage, file = %item.file_id(), %reason, ?delay, "a dependency is down; keeping the message");
+                if !pause(ctx, delay).await {
+                    break delivery.acker.nack(requeue()).await;
+                }
+                job.redelivered = true;
+            }
+        }
+    };
+    if let Err(e) = settled {
+        tracing::warn!(stage = %stage, error = %e, "could not settle a message; the broker will redeliver it");
+    }
+}
+
+fn requeue() -> BasicNackOptions {
+    BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    }
+}
+
+/// A dead-lettered message: its file failed at this stage on every attempt.
+async fn handle_dead_letter(ctx: &WorkerContext, stage: Stage, delivery: lapin::message::Delivery) {
+    if let Ok(item) = serde_json::from_slice::<WorkItem>(&delivery.data) {
+        let reason = format!(
+            "gave up after {} attempts at the {stage} stage: the worker crashed or timed out on every attempt",
+            ctx.settings.max_delivery_attempts
+        );
+        let mut backoff = Backoff::new();
+        loop {
+            match ctx
+                .store
+                .fail(item.file_id(), stage.active_status(), &reason, None)
+                .await
+            {
+                Ok(_) => {
+                    tracing::error!(file = %item.file_id(), stage = %stage, control = "FAILED", %reason, "file failed: poison message");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not fail a dead-lettered file; retrying");
+                    if !pause(ctx, backoff.next_delay()).await {
+                        let _ = delivery.acker.nack(requeue()).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+}
+
+/// Runs a stage worker until `ctx.shutdown` is cancelled. When RabbitMQ goes away the worker
+/// reconnects with back-off and resumes consuming; work in hand carries on meanwhile.
 pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> anyhow::Result<()> {
     let stage = W::STAGE;
     let concurrency = ctx.settings.concurrency();
     let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
-    let mut consumer = ctx
-        .queue
-        .consume(
-            &ctx.queue.queue_name(stage),
-            &format!("{}-{}", stage, ctx.owner),
-            prefetch,
-        )
-        .await?;
-    let mut dead = ctx
-        .queue
-        .consume(
-            &ctx.queue.dead_letter_queue_name(stage),
-            &format!("{}-dead-{}", stage, ctx.owner),
-            1,
-        )
-        .await?;
     let mut sweep =
         tokio::time::interval(Duration::from_secs((ctx.settings.lease_seconds / 2).max(1)));
     let mut tasks = JoinSet::new();
+    let mut backoff = Backoff::new();
     tracing::info!(stage = %stage, concurrency, owner = %ctx.owner, "worker started");
 
-    loop {
-        tokio::select! {
-            () = ctx.shutdown.cancelled() => break,
-            delivery = next_delivery(&mut consumer) => {
-                let Some(delivery) = delivery else { anyhow::bail!("the {stage} consumer was cancelled by the broker") };
-                let delivery = delivery?;
-                let worker = worker.clone();
-                let ctx = ctx.clone();
-                let item = serde_json::from_slice::<WorkItem>(&delivery.data);
-                // Every line logged while handling the message carries the file's id.
-                let span = match &item {
-                    Ok(item) => tracing::info_span!("job", file = %item.file_id(), stage = %stage),
-                    Err(_) => tracing::info_span!("job", stage = %stage),
-                };
-                tasks.spawn(async move {
-                    let disposition = match item {
-                        Ok(item) => worker.handle(&ctx, Job { item, redelivered: delivery.redelivered }).await,
-                        Err(e) => {
-                            tracing::error!(stage = %stage, error = %e, "dropping a malformed message");
-                            Disposition::Ack
-                        }
+    'connection: loop {
+        let consumers = async {
+            let work = ctx
+                .queue
+                .consume(
+                    &ctx.queue.queue_name(stage),
+                    &format!("{}-{}", stage, ctx.owner),
+                    prefetch,
+                )
+                .await?;
+            let dead = ctx
+                .queue
+                .consume(
+                    &ctx.queue.dead_letter_queue_name(stage),
+                    &format!("{}-dead-{}", stage, ctx.owner),
+                    1,
+                )
+                .await?;
+            Ok::<_, crate::queue::QueueError>((work, dead))
+        };
+        let (mut consumer, mut dead) = tokio::select! {
+            () = ctx.shutdown.cancelled() => break 'connection,
+            consumers = consumers => match consumers {
+                Ok(c) => c,
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(stage = %stage, error = %e, ?delay, "cannot consume; retrying");
+                    if pause(&ctx, delay).await { continue 'connection } else { break 'connection }
+                }
+            },
+        };
+        backoff = Backoff::new();
+        tracing::info!(stage = %stage, "consuming");
+
+        loop {
+            tokio::select! {
+                () = ctx.shutdown.cancelled() => break 'connection,
+                delivery = next_delivery(&mut consumer) => {
+                    let Some(Ok(delivery)) = delivery else {
+                        tracing::warn!(stage = %stage, "lost the connection to RabbitMQ; reconnecting");
+                        continue 'connection;
                     };
-                    let acked = match disposition {
-                        Disposition::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
-                        Disposition::Retry(reason) => {
-                            tracing::warn!(stage = %stage, %reason, "returning a message to the queue");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                            delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
-                        }
+                    let worker = worker.clone();
+                    let ctx = ctx.clone();
+                    // Every line logged while handling the message carries the file's id.
+                    let span = match serde_json::from_slice::<WorkItem>(&delivery.data) {
+                        Ok(item) => tracing::info_span!("job", file = %item.file_id(), stage = %stage),
+                        Err(_) => tracing::info_span!("job", stage = %stage),
                     };
-                    if let Err(e) = acked {
-                        tracing::warn!(stage = %stage, error = %e, "could not settle a message; the broker will redeliver it");
-                    }
-                }.instrument(span));
-            }
-            delivery = next_delivery(&mut dead) => {
-                let Some(delivery) = delivery else { anyhow::bail!("the {stage} dead-letter consumer was cancelled") };
-                let delivery = delivery?;
-                if let Ok(item) = serde_json::from_slice::<WorkItem>(&delivery.data) {
-                    let reason = format!(
-                        "gave up after {} attempts at the {stage} stage: the worker crashed or timed out on every attempt",
-                        ctx.settings.max_delivery_attempts
+                    tasks.spawn(
+                        async move { handle_delivery(&*worker, &ctx, delivery).await }
+                            .instrument(span),
                     );
-                    match ctx.store.fail(item.file_id(), stage.active_status(), &reason, None).await {
-                        Ok(_) => tracing::error!(file = %item.file_id(), stage = %stage, "file failed: poison message"),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "could not fail a dead-lettered file; retrying");
-                            let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
-                            continue;
-                        }
+                }
+                delivery = next_delivery(&mut dead) => {
+                    let Some(Ok(delivery)) = delivery else {
+                        tracing::warn!(stage = %stage, "lost the dead-letter consumer; reconnecting");
+                        continue 'connection;
+                    };
+                    handle_dead_letter(&ctx, stage, delivery).await;
+                }
+                _ = sweep.tick() => {
+                    if let Err(e) = worker.sweep(&ctx).await {
+                        tracing::warn!(stage = %stage, error = %e, "sweep failed");
                     }
                 }
-                let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
-            _ = sweep.tick() => {
-                if let Err(e) = worker.sweep(&ctx).await {
-                    tracing::warn!(stage = %stage, error = %e, "sweep failed");
-                }
-            }
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
 
@@ -402,10 +534,25 @@ pub async fn main_for<W: StageWorker>(worker: W) -> anyhow::Result<()> {
     init_logging();
     let settings = Settings::load()?;
     let shutdown = CancellationToken::new();
-    let ctx = WorkerContext::connect(settings, shutdown.clone()).await?;
+    let signal = shutdown.clone();
     tokio::spawn(async move {
         termination_signal().await;
-        shutdown.cancel();
+        signal.cancel();
     });
+    // A worker may start before MongoDB or RabbitMQ: wait for them with back-off.
+    let mut backoff = Backoff::new();
+    let ctx = loop {
+        match WorkerContext::connect(settings.clone(), shutdown.clone()).await {
+            Ok(ctx) => break ctx,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, ?delay, "cannot connect yet; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    };
     run_stage(Arc::new(worker), ctx).await
 }

@@ -198,13 +198,7 @@ fn to_json(value: Bson) -> Value {
 }
 
 fn mongo_error(e: mongodb::error::Error) -> ApiError {
-    use mongodb::error::ErrorKind;
-    match *e.kind {
-        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) => {
-            ApiError::Unavailable("MongoDB", e.to_string())
-        }
-        _ => ApiError::Internal(e.to_string()),
-    }
+    trd_core::store::StoreError::from_mongo(e).into()
 }
 
 #[utoipa::path(tag = "query", summary = "Matching documents as newline-delimited JSON", description = "Equality filters on listed fields (`field=value`, repeatable: any value matches) and an optional projection (`project=field`, repeatable).", params(("collection" = crate::openapi::QueryCollection, Path), ("project" = Option<Vec<String>>, Query, description = "Fields to return")), responses((status = 200, description = "One JSON document per line", content_type = "application/x-ndjson", body = String), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]

@@ -415,8 +415,17 @@ impl Store {
             last_update: now,
             ..old
         };
-        self.audiofiles.insert_one(&fresh).await.store()?;
-        Ok(Some(fresh))
+        match self.audiofiles.insert_one(&fresh).await {
+            Ok(_) => Ok(Some(fresh)),
+            // The watcher saw the file without a record and registered it afresh meanwhile:
+            // that record is the reset's outcome.
+            Err(e) if is_duplicate_key(&e) => self
+                .audiofiles
+                .find_one(doc! {"batch": &fresh.batch, "filename": &fresh.filename})
+                .await
+                .store(),
+            Err(e) => Err(StoreError::from_mongo(e)),
+        }
     }
 }
 

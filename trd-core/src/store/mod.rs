@@ -40,18 +40,39 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn from_mongo(e: mongodb::error::Error) -> Self {
-        use mongodb::error::ErrorKind;
-        match *e.kind {
-            ErrorKind::ServerSelection { .. }
-            | ErrorKind::Io(_)
-            | ErrorKind::ConnectionPoolCleared { .. } => StoreError::Unavailable(e.to_string()),
-            _ => StoreError::Database(e),
+    /// Classifies a driver error: outages (retry later, HTTP 503) or real errors.
+    pub fn from_mongo(e: mongodb::error::Error) -> Self {
+        if is_outage(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Database(e)
         }
     }
 
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Server error codes that mean "the server is going away or unreachable", not "this request is
+/// wrong": host unreachable/not found, network timeout, shutdown in progress, not primary,
+/// interrupted at shutdown, socket exception.
+const OUTAGE_CODES: [i32; 12] = [
+    6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
+];
+
+/// Whether an error means MongoDB is down or restarting (retry later) rather than a bad request.
+fn is_outage(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match &*e.kind {
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. } => true,
+        ErrorKind::Command(c) => OUTAGE_CODES.contains(&c.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => OUTAGE_CODES.contains(&w.code),
+        _ => {
+            e.contains_label("RetryableWriteError") || e.contains_label("TransientTransactionError")
+        }
     }
 }
 
@@ -77,11 +98,12 @@ pub struct Store {
 
 impl Store {
     /// Connects (failing fast when MongoDB is down, so callers can answer 503) and makes sure
-    /// the indexes exist.
+    /// the indexes exist. The driver reconnects by itself after MongoDB restarts; while it is
+    /// down, calls fail within a few seconds with [`StoreError::Unavailable`].
     pub async fn connect(settings: &Settings) -> StoreResult<Self> {
         let mut options = ClientOptions::parse(&settings.mongodb_uri).await.store()?;
-        options.server_selection_timeout = Some(Duration::from_secs(5));
-        options.connect_timeout = Some(Duration::from_secs(5));
+        options.server_selection_timeout = Some(Duration::from_secs(3));
+        options.connect_timeout = Some(Duration::from_secs(3));
         options.app_name = Some("trd".to_owned());
         let client = Client::with_options(options).store()?;
         let store = Self::new(client.database(&settings.database));
