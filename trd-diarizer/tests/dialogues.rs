@@ -44,6 +44,45 @@ fn mono_dialogues_find_every_speaker_within_ten_percent_der() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// The compressed twins of the dialogues, decoded by the normalizer as the pipeline does: the
+/// codecs' delays and losses must not move turns or merge speakers.
+#[test]
+fn compressed_twins_decoded_by_the_normalizer_diarize_as_well() {
+    let mut failures = Vec::new();
+    for name in DIALOGUES {
+        let expected = common::reference(name)
+            .iter()
+            .map(|t| t.speaker.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        for ext in ["flac", "mp3", "ogg", "m4a"] {
+            let path = dialogues_dir().join(format!("{name}.{ext}"));
+            let mut pcm: Vec<i16> = Vec::new();
+            trd_normalizer::normalize_file(&path, 16_000, |block| {
+                pcm.extend_from_slice(&block[0]);
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let turns = diarize(&DiarizationRequest::new(vec![&pcm], 16_000, MAX_SEGMENT))
+                .expect("diarization runs");
+            let report = score(name, &turns);
+            eprintln!(
+                "{name}.{ext}: {} speakers, DER {:.2} %",
+                speaker_count(&turns),
+                100.0 * report.der()
+            );
+            if speaker_count(&turns) != expected || report.der() > 0.10 {
+                failures.push(format!(
+                    "{name}.{ext}: {} speakers (expected {expected}), DER {:.2} %",
+                    speaker_count(&turns),
+                    100.0 * report.der()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 #[test]
 fn stereo_dialogues_put_each_speaker_on_their_channel() {
     let mut failures = Vec::new();
