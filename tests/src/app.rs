@@ -119,8 +119,8 @@ pub fn configured_command(binary: &Path, settings: &Settings) -> Command {
     command
 }
 
-/// A worker binary's command for the given settings (database, queues, lease, concurrency and
-/// stage time limit).
+/// A worker binary's command for the given settings (database, queues, lease, concurrency,
+/// stage time limit and segment length).
 pub fn worker_command(settings: &Settings, name: &str) -> Command {
     let mut command = configured_command(&bin_dir().join(name), settings);
     command
@@ -132,6 +132,10 @@ pub fn worker_command(settings: &Settings, name: &str) -> Command {
         .env(
             "TRD_WORKER_CONCURRENCY",
             settings.worker_concurrency.to_string(),
+        )
+        .env(
+            "TRD_MAX_SEGMENT_SECONDS",
+            settings.max_segment_seconds.to_string(),
         );
     command
 }
