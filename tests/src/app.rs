@@ -87,13 +87,16 @@ pub fn test_settings(workdir: &Path) -> Settings {
     }
 }
 
-/// Where the workspace's binaries are (the test binary lives in target/<profile>/deps).
+/// Where the workspace's binaries are: beside the running executable, which is either a test
+/// (in target/<profile>/deps) or one of the workspace's own binaries (in target/<profile>).
 pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("executable directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("target/<profile>").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// A command for one of the workspace's binaries, configured (through `TRD_*` variables, never

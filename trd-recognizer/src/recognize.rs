@@ -26,16 +26,18 @@ pub fn recognize_segment(
             "the model cannot create a recognizer at {sample_rate} Hz"
         ));
     };
-    recognizer.set_words(true);
-    if !hints.is_empty() {
-        recognizer.set_max_alternatives(ALTERNATIVES);
-    }
+    recognizer
+        .recognizer
+        .set_max_alternatives(if hints.is_empty() { 0 } else { ALTERNATIVES });
+    // The recognizer's clock starts where its previous utterances ended.
+    let offset = offset - recognizer.fed_seconds();
     let started = Instant::now();
     // Vosk ends an utterance by itself at a long enough pause; that utterance's words must be
     // taken before more audio is fed, or the recognizer discards them.
     let mut words = Vec::new();
     for chunk in samples.chunks(FEED_SAMPLES) {
         if started.elapsed() > limit {
+            // Dropped mid-utterance, never reused.
             return SegmentOutcome {
                 status: SegmentStatus::RecognitionTimeout,
                 text: String::new(),
@@ -47,11 +49,10 @@ pub fn recognize_segment(
                 )),
             };
         }
-        match recognizer.accept_waveform(chunk) {
+        match recognizer.feed(chunk) {
             Ok(vosk::DecodingState::Finalized) => {
-                if let Err(reason) =
-                    take_words(recognizer.result(), model, hints, offset, &mut words)
-                {
+                let result = recognizer.recognizer.result();
+                if let Err(reason) = take_words(result, model, hints, offset, &mut words) {
                     return failure(reason);
                 }
             }
@@ -59,9 +60,11 @@ pub fn recognize_segment(
             Err(e) => return failure(format!("the recognizer rejected the audio: {e}")),
         }
     }
-    if let Err(reason) = take_words(recognizer.final_result(), model, hints, offset, &mut words) {
+    let result = recognizer.recognizer.final_result();
+    if let Err(reason) = take_words(result, model, hints, offset, &mut words) {
         return failure(reason);
     }
+    model.give_back(recognizer);
     let text = words
         .iter()
         .map(|w| w.text.as_str())
@@ -99,8 +102,8 @@ fn take_words(
 ) -> Result<(), String> {
     let word = |text: &str, start: f32, end: f32, score: u32| Word {
         text: model.spoken_forms().rewrite(text),
-        start: round_ms(offset + start as f64),
-        end: round_ms(offset + end as f64),
+        start: round_ms(offset + f64::from(start)),
+        end: round_ms(offset + f64::from(end)),
         score,
     };
     match result {

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use trd_tests::app::{configured_command, test_settings, worker_command};
+use trd_tests::app::{bin_dir, configured_command, test_settings, worker_command};
 use trd_tests::data;
 
 const DIALOGUES: [&str; 3] = ["dlg_104_109", "dlg_104_110", "dlg_108_111_104"];
@@ -150,17 +150,18 @@ impl Trd {
     async fn start(workdir: &Path) -> Self {
         let mut settings = test_settings(workdir);
         settings.worker_concurrency = 0; // every core
-        let bin = std::env::current_exe().unwrap();
-        let mut children = vec![
-            configured_command(&bin.with_file_name("trd-api"), &settings)
+                                         // Killed on drop, even when a later step panics.
+        let mut processes = Processes(Vec::new());
+        processes.0.push(
+            configured_command(&bin_dir().join("trd-api"), &settings)
                 .env("TRD_PORT", settings.port.to_string())
                 .env("TRD_RESCAN_INTERVAL_MS", "200")
                 .env("TRD_SETTLE_MS", "200")
                 .spawn()
-                .expect("trd-api binary next to this one"),
-        ];
+                .expect("the trd-api binary beside this one"),
+        );
         for name in ["trd-normalizer", "trd-diarizer", "trd-recognizer"] {
-            children.push(
+            processes.0.push(
                 worker_command(&settings, name)
                     .spawn()
                     .unwrap_or_else(|e| panic!("{name}: {e}")),
@@ -170,7 +171,7 @@ impl Trd {
             base: format!("http://127.0.0.1:{}", settings.port),
             http: reqwest::Client::new(),
             workdir: workdir.to_path_buf(),
-            _processes: Processes(children),
+            _processes: processes,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while trd.list("none").await.is_none() {
