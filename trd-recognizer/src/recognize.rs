@@ -35,6 +35,7 @@ pub fn recognize_segment(
     // Vosk ends an utterance by itself at a long enough pause; that utterance's words must be
     // taken before more audio is fed, or the recognizer discards them.
     let mut words = Vec::new();
+    let mut utterance_ended = false;
     for chunk in samples.chunks(FEED_SAMPLES) {
         if started.elapsed() > limit {
             // Dropped mid-utterance, never reused.
@@ -51,13 +52,24 @@ pub fn recognize_segment(
         }
         match recognizer.feed(chunk) {
             Ok(vosk::DecodingState::Finalized) => {
+                utterance_ended = true;
                 let result = recognizer.recognizer.result();
                 if let Err(reason) = take_words(result, model, hints, offset, &mut words) {
                     return failure(reason);
                 }
             }
-            Ok(_) => {}
+            Ok(_) => utterance_ended = false,
             Err(e) => return failure(format!("the recognizer rejected the audio: {e}")),
+        }
+    }
+    if utterance_ended {
+        // Vosk keeps an ended utterance's feature pipeline (and its speaker adaptation) for the
+        // next audio, and a final result right after an ended utterance does not reset it. A
+        // moment of silence opens a new utterance so that the final result does: the next
+        // segment must start from scratch, as on a fresh recognizer, or results would depend
+        // on which recognizer heard what before.
+        if let Err(e) = recognizer.feed(&[0; 160]) {
+            return failure(format!("the recognizer rejected the audio: {e}"));
         }
     }
     let result = recognizer.recognizer.final_result();
