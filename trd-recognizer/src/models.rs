@@ -17,75 +17,21 @@ pub enum ModelError {
     Unloadable { id: String, path: String },
 }
 
-/// A loaded model and the recognizers it lent out before. Vosk's API takes `&mut` for word
-/// look-ups, so the model sits behind a mutex; recognizers only hold it while being created.
+/// A loaded model. Vosk's API takes `&mut` for word look-ups, so the model sits behind a
+/// mutex; recognizers only hold it for the instant it takes to create them.
 pub struct LoadedModel {
     model: Mutex<vosk::Model>,
     spoken_forms: SpokenForms,
-    idle: Mutex<Vec<PooledRecognizer>>,
-}
-
-/// A recognizer that can be used again: a fresh Vosk recognizer spends seconds of CPU on its
-/// first utterance (it builds its decoding graph's caches lazily), a used one decodes the same
-/// audio about five times faster. After a final result it starts the next utterance with a
-/// fresh feature pipeline and decoder, so reuse does not change what it hears; only its clock
-/// runs on, which `fed_seconds` lets the caller take back out of word times.
-pub struct PooledRecognizer {
-    pub recognizer: vosk::Recognizer,
-    sample_rate: u32,
-    fed_samples: u64,
-}
-
-/// A recognizer is retired after this much audio: Vosk reports word times from its own clock
-/// as 32-bit floats, which must stay finer than a millisecond once that clock is subtracted.
-const RETIRE_AFTER_SECONDS: f64 = 600.0;
-
-impl PooledRecognizer {
-    /// Seconds of audio this recognizer heard before: the offset of its word times.
-    pub fn fed_seconds(&self) -> f64 {
-        self.fed_samples as f64 / self.sample_rate as f64
-    }
-
-    pub fn feed(
-        &mut self,
-        samples: &[i16],
-    ) -> Result<vosk::DecodingState, vosk::AcceptWaveformError> {
-        self.fed_samples += samples.len() as u64;
-        self.recognizer.accept_waveform(samples)
-    }
 }
 
 impl LoadedModel {
-    /// A recognizer at `sample_rate`, ready for a new utterance: an idle one, or a new one.
-    pub fn recognizer(&self, sample_rate: u32) -> Option<PooledRecognizer> {
-        let reused = {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            idle.iter()
-                .position(|r| r.sample_rate == sample_rate)
-                .map(|i| idle.swap_remove(i))
-        };
-        if reused.is_some() {
-            return reused;
-        }
+    /// A new recognizer for each segment. Reusing recognizers would be about five times faster
+    /// (a fresh one spends seconds of CPU filling its lazily composed decoding graph on its first
+    /// utterance), but a used one's word confidences depend on what it heard before, so the same
+    /// file would get different results depending on which recognizer took which segment.
+    pub fn recognizer(&self, sample_rate: u32) -> Option<vosk::Recognizer> {
         let model = self.model.lock().unwrap_or_else(|p| p.into_inner());
-        let mut recognizer = vosk::Recognizer::new(&model, sample_rate as f32)?;
-        recognizer.set_words(true);
-        Some(PooledRecognizer {
-            recognizer,
-            sample_rate,
-            fed_samples: 0,
-        })
-    }
-
-    /// Takes back a recognizer whose last call was a final result (so it is between
-    /// utterances); one that has heard enough is dropped instead.
-    pub fn give_back(&self, recognizer: PooledRecognizer) {
-        if recognizer.fed_seconds() < RETIRE_AFTER_SECONDS {
-            self.idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(recognizer);
-        }
+        vosk::Recognizer::new(&model, sample_rate as f32)
     }
 
     /// How this model's marked-up words are shown.
@@ -123,7 +69,6 @@ pub fn load(id: &str, dir: &Path) -> Result<Arc<LoadedModel>, ModelError> {
                 Arc::new(LoadedModel {
                     model: Mutex::new(m),
                     spoken_forms,
-                    idle: Mutex::new(Vec::new()),
                 })
             })
             .ok_or_else(|| ModelError::Unloadable {

@@ -26,19 +26,16 @@ pub fn recognize_segment(
             "the model cannot create a recognizer at {sample_rate} Hz"
         ));
     };
-    recognizer
-        .recognizer
-        .set_max_alternatives(if hints.is_empty() { 0 } else { ALTERNATIVES });
-    // The recognizer's clock starts where its previous utterances ended.
-    let offset = offset - recognizer.fed_seconds();
+    recognizer.set_words(true);
+    if !hints.is_empty() {
+        recognizer.set_max_alternatives(ALTERNATIVES);
+    }
     let started = Instant::now();
     // Vosk ends an utterance by itself at a long enough pause; that utterance's words must be
     // taken before more audio is fed, or the recognizer discards them.
     let mut words = Vec::new();
-    let mut utterance_ended = false;
     for chunk in samples.chunks(FEED_SAMPLES) {
         if started.elapsed() > limit {
-            // Dropped mid-utterance, never reused.
             return SegmentOutcome {
                 status: SegmentStatus::RecognitionTimeout,
                 text: String::new(),
@@ -50,33 +47,21 @@ pub fn recognize_segment(
                 )),
             };
         }
-        match recognizer.feed(chunk) {
+        match recognizer.accept_waveform(chunk) {
             Ok(vosk::DecodingState::Finalized) => {
-                utterance_ended = true;
-                let result = recognizer.recognizer.result();
-                if let Err(reason) = take_words(result, model, hints, offset, &mut words) {
+                if let Err(reason) =
+                    take_words(recognizer.result(), model, hints, offset, &mut words)
+                {
                     return failure(reason);
                 }
             }
-            Ok(_) => utterance_ended = false,
+            Ok(_) => {}
             Err(e) => return failure(format!("the recognizer rejected the audio: {e}")),
         }
     }
-    if utterance_ended {
-        // Vosk keeps an ended utterance's feature pipeline (and its speaker adaptation) for the
-        // next audio, and a final result right after an ended utterance does not reset it. A
-        // moment of silence opens a new utterance so that the final result does: the next
-        // segment must start from scratch, as on a fresh recognizer, or results would depend
-        // on which recognizer heard what before.
-        if let Err(e) = recognizer.feed(&[0; 160]) {
-            return failure(format!("the recognizer rejected the audio: {e}"));
-        }
-    }
-    let result = recognizer.recognizer.final_result();
-    if let Err(reason) = take_words(result, model, hints, offset, &mut words) {
+    if let Err(reason) = take_words(recognizer.final_result(), model, hints, offset, &mut words) {
         return failure(reason);
     }
-    model.give_back(recognizer);
     let text = words
         .iter()
         .map(|w| w.text.as_str())
@@ -114,8 +99,8 @@ fn take_words(
 ) -> Result<(), String> {
     let word = |text: &str, start: f32, end: f32, score: u32| Word {
         text: model.spoken_forms().rewrite(text),
-        start: round_ms(offset + f64::from(start)),
-        end: round_ms(offset + f64::from(end)),
+        start: round_ms(offset + start as f64),
+        end: round_ms(offset + end as f64),
         score,
     };
     match result {
