@@ -53,6 +53,9 @@ fn chaos_settings(s: &mut Settings) {
     s.worker_concurrency = 1;
     // A kill returns the messages the worker held; leave room for a few kills per message.
     s.max_delivery_attempts = 10;
+    // Short segments: most files get several, so a recognizer is often caught with some of a
+    // file's segments stored and another in hand (a mid-write kill), not only between files.
+    s.max_segment_seconds = 4.0;
 }
 
 /// Two worker processes per stage.
@@ -126,7 +129,6 @@ async fn mid_write(
 ) -> Option<(u32, ObjectId)> {
     let spared = |id: &ObjectId| hits.get(id).is_some_and(|n| *n >= 2);
     let db = app.store.database();
-    let live = doc! {"lease.until": {"$gt": DateTime::now()}};
     match stage {
         "normalize" | "diarize" => {
             let status = if stage == "normalize" {
@@ -134,17 +136,7 @@ async fn mid_write(
             } else {
                 "DIARIZING"
             };
-            let mut filter = live.clone();
-            filter.insert("status", status);
-            let held: Vec<Document> = db
-                .collection::<Document>("audiofiles")
-                .find(filter)
-                .await
-                .ok()?
-                .try_collect()
-                .await
-                .ok()?;
-            for file in held {
+            for file in leased(&db, "audiofiles", status).await? {
                 let id = file.get_object_id("_id").ok()?;
                 if spared(&id) {
                     continue;
@@ -161,17 +153,7 @@ async fn mid_write(
             None
         }
         _ => {
-            let mut filter = live.clone();
-            filter.insert("status", "PROCESSING");
-            let held: Vec<Document> = db
-                .collection::<Document>("segments")
-                .find(filter)
-                .await
-                .ok()?
-                .try_collect()
-                .await
-                .ok()?;
-            for segment in held {
+            for segment in leased(&db, "segments", "PROCESSING").await? {
                 let file = segment.get_object_id("audiofile_id").ok()?;
                 if spared(&file) {
                     continue;
@@ -188,6 +170,17 @@ async fn mid_write(
             None
         }
     }
+}
+
+/// The documents of `collection` in `status` whose lease is still live.
+async fn leased(db: &mongodb::Database, collection: &str, status: &str) -> Option<Vec<Document>> {
+    db.collection::<Document>(collection)
+        .find(doc! {"status": status, "lease.until": {"$gt": DateTime::now()}})
+        .await
+        .ok()?
+        .try_collect()
+        .await
+        .ok()
 }
 
 async fn batch_done(app: &TestApp) -> bool {

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value;
+use trd_core::domain::Status;
 use trd_tests::app::{spawn_app, Workers};
 use trd_tests::{cer, data};
 
@@ -92,18 +93,12 @@ fn statuses(records: &[Value]) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
-const STAGE_ORDER: [&str; 7] = [
-    "INITIAL",
-    "NORMALIZING",
-    "NORMALIZED",
-    "DIARIZING",
-    "DIARIZED",
-    "RECOGNIZING",
-    "RECOGNIZED",
-];
-
+/// Where `status` comes in the pipeline (`Status::ALL` is in pipeline order).
 fn rank(status: &str) -> usize {
-    STAGE_ORDER.iter().position(|s| *s == status).unwrap()
+    Status::ALL
+        .iter()
+        .position(|s| s.as_str() == status)
+        .unwrap()
 }
 
 /// Acceptance 2: stopping mid-batch pauses files after their current stage; starting again

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use mongodb::bson::{doc, oid::ObjectId, Document};
 use serde_json::Value;
+use trd_core::domain::Status;
 use trd_tests::app::{spawn_app_with, TestApp, Workers};
 use trd_tests::data;
 
@@ -52,16 +53,7 @@ async fn ids_in(app: &TestApp, collection: &str) -> HashSet<ObjectId> {
 fn legal(record: &Value) -> Result<(), String> {
     let control = record["control"].as_str().unwrap_or("");
     let status = record["status"].as_str().unwrap_or("");
-    let statuses = [
-        "INITIAL",
-        "NORMALIZING",
-        "NORMALIZED",
-        "DIARIZING",
-        "DIARIZED",
-        "RECOGNIZING",
-        "RECOGNIZED",
-    ];
-    if !statuses.contains(&status) {
+    if !Status::ALL.iter().any(|s| s.as_str() == status) {
         return Err(format!("unknown status {status}"));
     }
     match control {
