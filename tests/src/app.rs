@@ -123,7 +123,7 @@ pub fn configured_command(binary: &Path, settings: &Settings) -> Command {
 }
 
 /// A worker binary's command for the given settings (database, queues, lease, concurrency,
-/// stage time limit and segment length).
+/// stage time limit, segment length and recognition run length).
 pub fn worker_command(settings: &Settings, name: &str) -> Command {
     let mut command = configured_command(&bin_dir().join(name), settings);
     command
@@ -139,6 +139,10 @@ pub fn worker_command(settings: &Settings, name: &str) -> Command {
         .env(
             "TRD_MAX_SEGMENT_SECONDS",
             settings.max_segment_seconds.to_string(),
+        )
+        .env(
+            "TRD_RECOGNITION_RUN_SECONDS",
+            settings.recognition_run_seconds.to_string(),
         );
     command
 }

@@ -136,7 +136,7 @@ async fn mid_write(
             } else {
                 "DIARIZING"
             };
-            for file in leased(&db, "audiofiles", status).await? {
+            for file in leased(db, "audiofiles", status).await? {
                 let id = file.get_object_id("_id").ok()?;
                 if spared(&id) {
                     continue;
@@ -153,7 +153,7 @@ async fn mid_write(
             None
         }
         _ => {
-            for segment in leased(&db, "segments", "PROCESSING").await? {
+            for segment in leased(db, "segments", "PROCESSING").await? {
                 let file = segment.get_object_id("audiofile_id").ok()?;
                 if spared(&file) {
                     continue;

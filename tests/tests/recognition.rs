@@ -103,6 +103,8 @@ async fn hints_turn_near_misses_into_the_expected_words_and_unknown_hints_are_re
 async fn two_recognizer_processes_recognize_each_segment_once_despite_redeliveries() {
     let app = spawn_app_with(Workers::None, |s| {
         s.max_segment_seconds = 4.0;
+        // Runs of a few segments, so that both processes work on the file at once.
+        s.recognition_run_seconds = 8.0;
         s.worker_concurrency = 2;
     })
     .await;
@@ -143,7 +145,7 @@ async fn two_recognizer_processes_recognize_each_segment_once_despite_redeliveri
             Duration::from_secs(300),
             || async {
                 let segments = app.store.segments_of(file).await.ok()?;
-                let done = segments.iter().filter(|s| s.text.len() > 0).count();
+                let done = segments.iter().filter(|s| !s.text.is_empty()).count();
                 (done >= 3).then_some(segments.len())
             },
         )

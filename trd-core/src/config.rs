@@ -35,6 +35,11 @@ pub struct Settings {
     pub lease_seconds: u64,
     /// Longest speech segment the diarizer hands to the recognizer.
     pub max_segment_seconds: f64,
+    /// Audio one recognizer hears in one go: a file's segments are recognized in runs of
+    /// consecutive segments of about this many seconds, each run in order by one recognizer, so
+    /// that its decoding graph (built lazily, seconds of CPU) is built once per run instead of
+    /// once per segment. 0 makes every segment a run of its own.
+    pub recognition_run_seconds: f64,
     /// Delivery attempts before a message is dead-lettered and its file fails.
     pub max_delivery_attempts: u32,
     /// Longest one attempt at a file stage (normalize, diarize) may take; a longer attempt is
@@ -83,6 +88,7 @@ impl Default for Settings {
             worker_concurrency: 0,
             lease_seconds: 60,
             max_segment_seconds: 30.0,
+            recognition_run_seconds: 150.0,
             max_delivery_attempts: 5,
             stage_timeout_seconds: 7_200,
             rescan_interval_ms: 2_000,
@@ -159,6 +165,9 @@ impl Settings {
         }
         if !(1.0..=600.0).contains(&self.max_segment_seconds) {
             return invalid("max_segment_seconds", "must be between 1 and 600");
+        }
+        if !(0.0..=3_600.0).contains(&self.recognition_run_seconds) {
+            return invalid("recognition_run_seconds", "must be between 0 and 3600");
         }
         if self.webhook_max_attempts == 0 {
             return invalid("webhook_max_attempts", "must be at least 1");

@@ -24,14 +24,42 @@ pub struct LoadedModel {
     spoken_forms: SpokenForms,
 }
 
+/// One Vosk recognizer hearing a run's segments one after another (see [`crate::runs`]). Each
+/// segment ends in a final result, after which Vosk starts the next with a fresh feature
+/// pipeline and decoder; what carries over is the decoding graph it has built so far, and the
+/// clock its word times are measured on, which `heard_seconds` lets the caller take out again.
+pub struct RunRecognizer {
+    pub vosk: vosk::Recognizer,
+    sample_rate: u32,
+    fed_samples: u64,
+}
+
+impl RunRecognizer {
+    /// Seconds of audio heard before: where the recognizer's clock stands.
+    pub fn heard_seconds(&self) -> f64 {
+        self.fed_samples as f64 / self.sample_rate as f64
+    }
+
+    pub fn feed(
+        &mut self,
+        samples: &[i16],
+    ) -> Result<vosk::DecodingState, vosk::AcceptWaveformError> {
+        self.fed_samples += samples.len() as u64;
+        self.vosk.accept_waveform(samples)
+    }
+}
+
 impl LoadedModel {
-    /// A new recognizer for each segment. Reusing recognizers would be about five times faster
-    /// (a fresh one spends seconds of CPU filling its lazily composed decoding graph on its first
-    /// utterance), but a used one's word confidences depend on what it heard before, so the same
-    /// file would get different results depending on which recognizer took which segment.
-    pub fn recognizer(&self, sample_rate: u32) -> Option<vosk::Recognizer> {
+    /// A new recognizer at `sample_rate` for one run.
+    pub fn recognizer(&self, sample_rate: u32) -> Option<RunRecognizer> {
         let model = self.model.lock().unwrap_or_else(|p| p.into_inner());
-        vosk::Recognizer::new(&model, sample_rate as f32)
+        let mut vosk = vosk::Recognizer::new(&model, sample_rate as f32)?;
+        vosk.set_words(true);
+        Some(RunRecognizer {
+            vosk,
+            sample_rate,
+            fed_samples: 0,
+        })
     }
 
     /// How this model's marked-up words are shown.

@@ -6,34 +6,58 @@ use trd_core::domain::{SegmentStatus, Word};
 use trd_core::store::SegmentOutcome;
 
 use crate::hints::{Hints, ALTERNATIVES};
-use crate::models::LoadedModel;
+use crate::models::{LoadedModel, RunRecognizer};
 
 /// Audio fed to Vosk per call: short enough that the time limit is checked often.
 const FEED_SAMPLES: usize = 4_000;
 
-/// Recognizes `samples` (mono PCM at `sample_rate`) that start `offset` seconds into the file;
-/// word times in the outcome are file times. Gives up with RECOGNITION_TIMEOUT past `limit`.
+/// Recognizes one segment of a run on `recognizer` (a new one for the run's first segment, or
+/// after a segment that left it unusable); gives the recognizer back when it can hear the
+/// run's next segment.
+pub fn recognize_in_run(
+    recognizer: Option<RunRecognizer>,
+    model: &LoadedModel,
+    sample_rate: u32,
+    samples: &[i16],
+    offset: f64,
+    limit: Duration,
+    hints: &Hints,
+) -> (Option<RunRecognizer>, SegmentOutcome) {
+    let Some(mut recognizer) = recognizer.or_else(|| model.recognizer(sample_rate)) else {
+        let reason = format!("the model cannot create a recognizer at {sample_rate} Hz");
+        return (None, failure(reason));
+    };
+    let outcome = recognize_segment(&mut recognizer, model, samples, offset, limit, hints);
+    let between_utterances = matches!(
+        outcome.status,
+        SegmentStatus::Recognized | SegmentStatus::NoMatch
+    );
+    (between_utterances.then_some(recognizer), outcome)
+}
+
+/// Recognizes `samples` (mono PCM at the recognizer's rate) that start `offset` seconds into
+/// the file; word times in the outcome are file times. Gives up with RECOGNITION_TIMEOUT past
+/// `limit`. The recognizer ends between utterances, ready for the run's next segment, unless
+/// the outcome is a timeout or a failure: then it may have stopped mid-utterance and must not
+/// be used again.
 pub fn recognize_segment(
+    recognizer: &mut RunRecognizer,
     model: &LoadedModel,
     samples: &[i16],
-    sample_rate: u32,
     offset: f64,
     limit: Duration,
     hints: &Hints,
 ) -> SegmentOutcome {
-    let Some(mut recognizer) = model.recognizer(sample_rate) else {
-        return failure(format!(
-            "the model cannot create a recognizer at {sample_rate} Hz"
-        ));
-    };
-    recognizer.set_words(true);
-    if !hints.is_empty() {
-        recognizer.set_max_alternatives(ALTERNATIVES);
-    }
+    recognizer
+        .vosk
+        .set_max_alternatives(if hints.is_empty() { 0 } else { ALTERNATIVES });
+    // Word times come on the recognizer's clock, which started with the run.
+    let offset = offset - recognizer.heard_seconds();
     let started = Instant::now();
     // Vosk ends an utterance by itself at a long enough pause; that utterance's words must be
     // taken before more audio is fed, or the recognizer discards them.
     let mut words = Vec::new();
+    let mut utterance_ended = false;
     for chunk in samples.chunks(FEED_SAMPLES) {
         if started.elapsed() > limit {
             return SegmentOutcome {
@@ -47,19 +71,29 @@ pub fn recognize_segment(
                 )),
             };
         }
-        match recognizer.accept_waveform(chunk) {
+        match recognizer.feed(chunk) {
             Ok(vosk::DecodingState::Finalized) => {
-                if let Err(reason) =
-                    take_words(recognizer.result(), model, hints, offset, &mut words)
-                {
+                utterance_ended = true;
+                let result = recognizer.vosk.result();
+                if let Err(reason) = take_words(result, model, hints, offset, &mut words) {
                     return failure(reason);
                 }
             }
-            Ok(_) => {}
+            Ok(_) => utterance_ended = false,
             Err(e) => return failure(format!("the recognizer rejected the audio: {e}")),
         }
     }
-    if let Err(reason) = take_words(recognizer.final_result(), model, hints, offset, &mut words) {
+    if utterance_ended {
+        // After an utterance Vosk ended by itself, a final result does nothing, and the next
+        // segment would inherit this one's feature pipeline and speaker adaptation. A moment of
+        // silence opens a new utterance, so that the final result ends it and the next segment
+        // starts from scratch.
+        if let Err(e) = recognizer.feed(&[0; 160]) {
+            return failure(format!("the recognizer rejected the audio: {e}"));
+        }
+    }
+    let result = recognizer.vosk.final_result();
+    if let Err(reason) = take_words(result, model, hints, offset, &mut words) {
         return failure(reason);
     }
     let text = words

@@ -1,19 +1,22 @@
 //! The recognize stage. Its queue carries two kinds of message: a file (fan it out into one
-//! message per pending segment) and a segment (recognize it). Segments of one file are
-//! recognized in parallel by every recognizer process; the file closes when the last is stored.
+//! message per run of segments still to recognize) and a segment (recognize the run that holds
+//! it). The runs of one file are recognized in parallel by every recognizer process; the file
+//! closes when its last segment is stored.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mongodb::bson::oid::ObjectId;
-use trd_core::domain::{AudioFile, Control, Stage};
+use trd_core::domain::{AudioFile, Control, Segment, SegmentStatus, Stage};
 use trd_core::store::StoreError;
 use trd_core::worker::{record_run, Disposition, Job, StageWorker, WorkerContext};
 use trd_core::WorkItem;
 
 use crate::hints::{unknown_words, Hints};
 use crate::models::{self, LoadedModel, ModelError};
-use crate::recognize::recognize_segment;
+use crate::recognize::recognize_in_run;
+use crate::runs::{group_into_runs, run_of};
 
 pub struct Recognizer;
 
@@ -23,7 +26,7 @@ impl StageWorker for Recognizer {
     async fn handle(&self, ctx: &WorkerContext, job: Job) -> Disposition {
         let result = match job.item {
             WorkItem::File { file } => fan_out(ctx, file).await,
-            WorkItem::Segment { file, segment } => recognize_one(ctx, file, segment).await,
+            WorkItem::Segment { file, segment } => recognize_run(ctx, file, segment).await,
         };
         match result {
             Ok(()) => Disposition::Ack,
@@ -46,6 +49,8 @@ impl StageWorker for Recognizer {
     }
 }
 
+/// One message per run (see [`crate::runs`]) that still has segments to recognize, naming
+/// its first such segment.
 async fn fan_out(ctx: &WorkerContext, file: ObjectId) -> Result<(), StoreError> {
     let Some(record) = ctx.store.begin_recognition(file).await? else {
         return Ok(());
@@ -54,7 +59,13 @@ async fn fan_out(ctx: &WorkerContext, file: ObjectId) -> Result<(), StoreError> 
     if !record.options.hints.is_empty() {
         warn_about_unknown_hints(ctx, &record).await?;
     }
-    let pending = ctx.store.pending_segment_ids(file).await?;
+    let segments = ctx.store.segments_of(file).await?;
+    let runs = group_into_runs(segments, ctx.settings.recognition_run_seconds);
+    let pending: Vec<ObjectId> = runs
+        .iter()
+        .filter_map(|run| run.iter().find(|s| s.status == SegmentStatus::Processing))
+        .map(|s| s.id)
+        .collect();
     if pending.is_empty() {
         return close_file(ctx, file).await;
     }
@@ -71,7 +82,13 @@ async fn fan_out(ctx: &WorkerContext, file: ObjectId) -> Result<(), StoreError> 
     Ok(())
 }
 
-async fn recognize_one(
+/// Recognizes the run that holds `segment`: claims the run's segments no one has recognized
+/// or holds, then lets one new recognizer hear the run in order up to the last of them,
+/// storing each claimed segment as soon as it is done. Segments of the run that are already
+/// done (a previous attempt died half-way) are heard again but not stored, so the recognizer
+/// reaches each segment having heard exactly what it always hears there, and results do not
+/// depend on who did the work or how often.
+async fn recognize_run(
     ctx: &WorkerContext,
     file: ObjectId,
     segment: ObjectId,
@@ -91,45 +108,115 @@ async fn recognize_one(
             return Ok(());
         }
     };
-    let Some(claimed) = ctx
-        .store
-        .claim_segment(segment, &ctx.owner, ctx.lease_ttl())
-        .await?
-    else {
+    let segments = ctx.store.segments_of(file).await?;
+    let runs = group_into_runs(segments, ctx.settings.recognition_run_seconds);
+    let Some(run) = run_of(runs, segment) else {
+        return Ok(()); // the file was diarized again since: its new segments have messages
+    };
+    let mut claimed = HashSet::new();
+    for s in run.iter().filter(|s| s.status == SegmentStatus::Processing) {
+        if let Some(s) = ctx
+            .store
+            .claim_segment(s.id, &ctx.owner, ctx.lease_ttl())
+            .await?
+        {
+            claimed.insert(s.id);
+        }
+    }
+    let Some(last) = run.iter().rposition(|s| claimed.contains(&s.id)) else {
         return Ok(()); // done already, or another recognizer holds it
     };
+
     let rate = ctx.settings.sample_rate;
-    let heard = claimed.heard_span();
-    let first = (heard.start * rate as f64).round() as u64;
-    let last = (heard.end * rate as f64).round() as u64;
-    let samples = ctx
-        .store
-        .read_pcm(file, claimed.channel, first, last)
-        .await?;
-    let offset = first as f64 / rate as f64;
-    let limit = recognition_time_limit(claimed.end - claimed.start);
-    let hints = Hints::new(&record.options.hints);
-    let started = std::time::Instant::now();
-    let outcome = tokio::task::spawn_blocking(move || {
-        recognize_segment(&model, &samples, rate, offset, limit, &hints)
-    })
-    .await
-    .map_err(|e| StoreError::Malformed(format!("recognition crashed: {e}")))?;
-    let took = started.elapsed();
-    if !ctx
-        .store
-        .complete_segment(segment, &ctx.owner, &outcome)
-        .await?
-    {
-        return Ok(());
+    let hints = Arc::new(Hints::new(&record.options.hints));
+    let mut recognizer = None;
+    for (i, s) in run[..=last].iter().enumerate() {
+        if ctx.shutdown.is_cancelled() {
+            return hand_back(ctx, file, &run, &claimed).await;
+        }
+        if i > 0 && !still_running(ctx, file).await? {
+            // Paused (or gone): what is left waits for the next start, which queues it again.
+            return release(ctx, &claimed).await;
+        }
+        let heard = s.heard_span();
+        let first_sample = (heard.start * rate as f64).round() as u64;
+        let last_sample = (heard.end * rate as f64).round() as u64;
+        let samples = ctx
+            .store
+            .read_pcm(file, s.channel, first_sample, last_sample)
+            .await?;
+        let offset = first_sample as f64 / rate as f64;
+        let limit = recognition_time_limit(s.end - s.start);
+        let (model, hints) = (model.clone(), hints.clone());
+        let started = std::time::Instant::now();
+        let (kept, outcome) = tokio::task::spawn_blocking(move || {
+            recognize_in_run(recognizer, &model, rate, &samples, offset, limit, &hints)
+        })
+        .await
+        .map_err(|e| StoreError::Malformed(format!("recognition crashed: {e}")))?;
+        recognizer = kept;
+        let took = started.elapsed();
+        if !claimed.remove(&s.id) {
+            continue; // heard only so that the recognizer hears the run as it always does
+        }
+        if ctx
+            .store
+            .complete_segment(s.id, &ctx.owner, &outcome)
+            .await?
+        {
+            tracing::info!(file = %file, segment = %s.id, status = ?outcome.status,
+                seconds = took.as_secs_f64(), "segment recognized");
+            record_run(ctx, Stage::Recognize, took, s.end - s.start).await;
+        }
+        if !claimed.is_empty() {
+            let rest: Vec<ObjectId> = claimed.iter().copied().collect();
+            ctx.store
+                .renew_segment_leases(&rest, &ctx.owner, ctx.lease_ttl())
+                .await?;
+        }
     }
-    tracing::info!(file = %file, segment = %segment, status = ?outcome.status,
-        seconds = took.as_secs_f64(), "segment recognized");
-    record_run(ctx, Stage::Recognize, took, claimed.end - claimed.start).await;
     if ctx.store.count_pending_segments(file).await? == 0 {
         close_file(ctx, file).await?;
     }
     Ok(())
+}
+
+/// Shutdown mid-run: the segments not yet heard go back, with a message, so that another
+/// recognizer takes them at once. Without the message they keep their leases, and the sweeper
+/// re-queues them when the leases run out.
+async fn hand_back(
+    ctx: &WorkerContext,
+    file: ObjectId,
+    run: &[Segment],
+    claimed: &HashSet<ObjectId>,
+) -> Result<(), StoreError> {
+    let Some(next) = run.iter().find(|s| claimed.contains(&s.id)) else {
+        return Ok(());
+    };
+    let message = WorkItem::Segment {
+        file,
+        segment: next.id,
+    };
+    if ctx.queue.publish(Stage::Recognize, &message).await.is_ok() {
+        release(ctx, claimed).await?;
+    }
+    tracing::info!(file = %file, segments = claimed.len(), "shutting down: segments handed back");
+    Ok(())
+}
+
+async fn release(ctx: &WorkerContext, claimed: &HashSet<ObjectId>) -> Result<(), StoreError> {
+    for id in claimed {
+        ctx.store.release_segment(*id, &ctx.owner).await?;
+    }
+    Ok(())
+}
+
+async fn still_running(ctx: &WorkerContext, file: ObjectId) -> Result<bool, StoreError> {
+    Ok(ctx
+        .store
+        .audiofile(file)
+        .await?
+        .is_some_and(|r| r.control == Control::Running))
 }
 
 /// Hints the model cannot produce are listed on the record, so the caller learns why they had

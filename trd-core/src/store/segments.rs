@@ -96,6 +96,29 @@ impl Store {
             .store()
     }
 
+    /// Extends the caller's leases on `ids` (segments it holds and has yet to recognize).
+    pub async fn renew_segment_leases(
+        &self,
+        ids: &[ObjectId],
+        owner: &str,
+        ttl: Duration,
+    ) -> StoreResult<()> {
+        let until =
+            DateTime::from_millis(DateTime::now().timestamp_millis() + ttl.as_millis() as i64);
+        self.segments
+            .update_many(
+                doc! {
+                    "_id": {"$in": ids},
+                    "status": SegmentStatus::Processing.as_str(),
+                    "lease.owner": owner,
+                },
+                doc! {"$set": {"lease.until": until}},
+            )
+            .await
+            .store()?;
+        Ok(())
+    }
+
     /// Stores a recognition result; `false` when the caller no longer held the segment.
     pub async fn complete_segment(
         &self,
