@@ -10,11 +10,15 @@
 //!
 //! TRD's time is start request → every file FINISHED, with the real `trd-api` and worker
 //! binaries as processes and the models already loaded (a warm-up file goes through first),
-//! once with `diarization=none` and once with diarization on.
+//! once with `diarization=none` and once with diarization on. Each round measures the
+//! reference and then TRD (`TRD_BENCH_ROUNDS`, default 3); the table gives medians, and each
+//! TRD run prints the CPU seconds every busy process used meanwhile (where the time goes).
+//! `TRD_RECOGNITION_RUN_SECONDS` overrides the recognizer's run length.
 //!
 //! `scripts/bench-recognizer` builds the release binaries, starts private services and runs
 //! this; see there.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -150,7 +154,13 @@ impl Trd {
     async fn start(workdir: &Path) -> Self {
         let mut settings = test_settings(workdir);
         settings.worker_concurrency = 0; // every core
-                                         // Killed on drop, even when a later step panics.
+        if let Some(seconds) = std::env::var("TRD_RECOGNITION_RUN_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            settings.recognition_run_seconds = seconds;
+        }
+        // Killed on drop, even when a later step panics.
         let mut processes = Processes(Vec::new());
         processes.0.push(
             configured_command(&bin_dir().join("trd-api"), &settings)
@@ -220,27 +230,108 @@ impl Trd {
             if let Some(failed) = files.iter().find(|f| f["control"] == "FAILED") {
                 panic!("a file failed: {failed}");
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// CPU seconds used so far by every process on the machine, summed by command name: where a
+/// workload's time goes (recognizer, normalizer, diarizer, API, MongoDB, RabbitMQ…).
+fn cpu_seconds_by_command() -> BTreeMap<String, f64> {
+    // Linux reports these in clock ticks, 100 per second on every common configuration.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let mut totals = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return totals;
+    };
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`: the command may hold spaces, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let command = stat[open + 1..close].to_owned();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are the 14th and 15th fields of the whole line.
+        *totals.entry(command).or_insert(0.0) += (ticks(11) + ticks(12)) / TICKS_PER_SECOND;
+    }
+    totals
+}
+
+/// The processes that used at least half a CPU second between two snapshots, busiest first.
+fn cpu_profile(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
+    let mut used: Vec<(&String, f64)> = after
+        .iter()
+        .map(|(command, seconds)| (command, seconds - before.get(command).unwrap_or(&0.0)))
+        .filter(|(_, seconds)| *seconds >= 0.5)
+        .collect();
+    used.sort_by(|a, b| b.1.total_cmp(&a.1));
+    used.iter()
+        .map(|(command, seconds)| format!("{command} {seconds:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One measured workload: TRD's and the reference's wall seconds in each round.
+struct Row {
+    workload: &'static str,
+    diarization: &'static str,
+    target: f64,
+    reference: Vec<f64>,
+    trd: Vec<f64>,
+}
+
+impl Row {
+    /// Each round's ratio, TRD over the reference measured just before it: the machine's
+    /// speed drifts between rounds, and a ratio of neighbours cancels most of the drift.
+    fn ratios(&self) -> Vec<f64> {
+        self.trd
+            .iter()
+            .zip(&self.reference)
+            .map(|(t, r)| t / r)
+            .collect()
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+fn spread(values: &[f64]) -> String {
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{low:.2}–{high:.2}")
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rounds: usize = std::env::var("TRD_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let scratch = tempfile::tempdir().unwrap();
     let (batch, long, batch_seconds, long_seconds) = prepare_inputs(scratch.path());
     println!(
-        "batch: {} files, {batch_seconds:.0} s of audio; long: {long_seconds:.0} s; {cores} cores",
+        "batch: {} files, {batch_seconds:.0} s of audio; long: {long_seconds:.0} s; {cores} cores; {rounds} rounds",
         batch.len()
     );
-
-    let out = scratch.path().join("reference");
-    std::fs::create_dir_all(&out).unwrap();
-    let reference_batch = reference_run(batch[0].parent().unwrap(), &out, cores);
-    println!("vosk-transcriber --tasks {cores}, batch: {reference_batch:.1} s");
-    let reference_long = reference_run(&long, &out.join("long.txt"), 1);
-    println!("vosk-transcriber, long file: {reference_long:.1} s");
 
     let workdir = scratch.path().join("workdir");
     std::fs::create_dir_all(&workdir).unwrap();
@@ -250,34 +341,67 @@ async fn main() {
     let warmup = trd.run("warmup", "").await;
     println!("warm-up (loads the models): {warmup:.1} s");
 
-    let mut rows = Vec::new();
-    for (workload, files, reference) in [
-        ("batch", batch.clone(), reference_batch),
-        ("long", vec![long.clone()], reference_long),
-    ] {
-        for (label, query) in [("none", "?diarization=none"), ("on", "")] {
-            let name = format!("{workload}-{label}");
+    let mut rows: Vec<Row> = [
+        ("batch", "none", 0.9),
+        ("batch", "on", 1.0),
+        ("long", "none", 0.55),
+        ("long", "on", 0.65),
+    ]
+    .into_iter()
+    .map(|(workload, diarization, target)| Row {
+        workload,
+        diarization,
+        target,
+        reference: Vec::new(),
+        trd: Vec::new(),
+    })
+    .collect();
+    let out = scratch.path().join("reference");
+    std::fs::create_dir_all(&out).unwrap();
+    for round in 1..=rounds {
+        let reference_batch = reference_run(batch[0].parent().unwrap(), &out, cores);
+        println!("round {round}: vosk-transcriber --tasks {cores}, batch: {reference_batch:.1} s");
+        let reference_long = reference_run(&long, &out.join("long.txt"), 1);
+        println!("round {round}: vosk-transcriber, long file: {reference_long:.1} s");
+        for row in &mut rows {
+            let (files, reference) = match row.workload {
+                "batch" => (batch.clone(), reference_batch),
+                _ => (vec![long.clone()], reference_long),
+            };
+            let query = match row.diarization {
+                "none" => "?diarization=none",
+                _ => "",
+            };
+            let name = format!("{}-{}-{round}", row.workload, row.diarization);
             trd.place(&name, &files).await;
+            let before = cpu_seconds_by_command();
             let took = trd.run(&name, query).await;
-            println!("TRD {workload}, diarization {label}: {took:.1} s");
-            rows.push((workload, label, reference, took));
+            let profile = cpu_profile(&before, &cpu_seconds_by_command());
+            println!(
+                "round {round}: TRD {}, diarization {}: {took:.1} s; CPU s: {profile}",
+                row.workload, row.diarization
+            );
+            row.reference.push(reference);
+            row.trd.push(took);
         }
     }
 
     println!();
+    println!("Medians over {rounds} rounds (ratio: median of each round's TRD / reference; range in brackets)");
+    println!();
     println!("| workload | diarization | vosk-transcriber s | TRD s | ratio | target |");
     println!("|---|---|---|---|---|---|");
-    for (workload, label, reference, took) in rows {
-        let target = match (workload, label) {
-            ("batch", "none") => 0.9,
-            ("batch", _) => 1.0,
-            (_, "none") => 0.55,
-            _ => 0.65,
-        };
-        let ratio = took / reference;
+    for row in &rows {
+        let ratio = median(&row.ratios());
         println!(
-            "| {workload} | {label} | {reference:.1} | {took:.1} | {ratio:.2} | ≤ {target:.2} {} |",
-            if ratio <= target { "met" } else { "missed" }
+            "| {} | {} | {:.1} | {:.1} | {ratio:.2} ({}) | ≤ {:.2} {} |",
+            row.workload,
+            row.diarization,
+            median(&row.reference),
+            median(&row.trd),
+            spread(&row.ratios()),
+            row.target,
+            if ratio <= row.target { "met" } else { "missed" }
         );
     }
 }
