@@ -1,7 +1,7 @@
 //! The diarize stage: normalized PCM in, speech segments (status PROCESSING) out.
 
-use mongodb::bson::{doc, oid::ObjectId};
-use trd_core::domain::{AudioFile, Segment, SegmentStatus, Span, Stage, StartOptions};
+use mongodb::bson::doc;
+use trd_core::domain::{AudioFile, Segment, Span, Stage, StartOptions};
 use trd_core::worker::{
     process_file_stage, Disposition, Job, StageFailure, StageWorker, WorkerContext,
 };
@@ -61,25 +61,19 @@ async fn diarize_file(
     let segments: Vec<Segment> = turns
         .into_iter()
         .zip(heard)
-        .map(|(t, (heard_start, heard_end))| Segment {
-            id: ObjectId::new(),
-            audiofile_id: record.id,
-            channel: channels[(t.channel as usize)
+        .map(|(t, (heard_start, heard_end))| {
+            let channel = channels[(t.channel as usize)
                 .saturating_sub(1)
-                .min(channels.len() - 1)],
-            start: round_ms(t.start),
-            end: round_ms(t.end),
-            speaker: t.speaker,
-            score: 0,
-            status: SegmentStatus::Processing,
-            text: String::new(),
-            words: Vec::new(),
-            reason: None,
-            lease: None,
-            heard: Some(Span {
+                .min(channels.len() - 1)];
+            let span = Span {
+                start: round_ms(t.start),
+                end: round_ms(t.end),
+            };
+            let heard = Span {
                 start: round_ms(heard_start),
                 end: round_ms(heard_end),
-            }),
+            };
+            Segment::pending(record.id, channel, span, t.speaker, Some(heard))
         })
         .collect();
     let total_speech: f64 = segments.iter().map(Segment::duration).sum();

@@ -64,24 +64,16 @@ fn heard_seconds(segment: &Segment) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use trd_core::domain::SegmentStatus;
+    use trd_core::domain::Span;
 
     fn segment(start: f64, end: f64, channel: u32) -> Segment {
-        Segment {
-            id: ObjectId::new(),
-            audiofile_id: ObjectId::new(),
+        Segment::pending(
+            ObjectId::new(),
             channel,
-            start,
-            end,
-            speaker: "A".into(),
-            score: 0,
-            status: SegmentStatus::Processing,
-            text: String::new(),
-            words: Vec::new(),
-            reason: None,
-            lease: None,
-            heard: None,
-        }
+            Span { start, end },
+            "A".into(),
+            None,
+        )
     }
 
     fn starts(runs: &[Vec<Segment>]) -> Vec<Vec<f64>> {

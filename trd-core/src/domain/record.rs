@@ -158,6 +158,31 @@ pub struct Span {
 }
 
 impl Segment {
+    /// A segment the diarizer found, awaiting recognition.
+    pub fn pending(
+        audiofile_id: ObjectId,
+        channel: u32,
+        span: Span,
+        speaker: String,
+        heard: Option<Span>,
+    ) -> Self {
+        Segment {
+            id: ObjectId::new(),
+            audiofile_id,
+            channel,
+            start: span.start,
+            end: span.end,
+            speaker,
+            score: 0,
+            status: SegmentStatus::Processing,
+            text: String::new(),
+            words: Vec::new(),
+            reason: None,
+            lease: None,
+            heard,
+        }
+    }
+
     /// What the recognizer should hear of this segment.
     pub fn heard_span(&self) -> Span {
         self.heard.unwrap_or(Span {
