@@ -156,7 +156,14 @@ async fn recognize_run(
         .map_err(|e| StoreError::Malformed(format!("recognition crashed: {e}")))?;
         recognizer = kept;
         let took = started.elapsed();
-        if !claimed.remove(&s.id) {
+        let mine = claimed.remove(&s.id);
+        if !claimed.is_empty() {
+            let rest: Vec<ObjectId> = claimed.iter().copied().collect();
+            ctx.store
+                .renew_segment_leases(&rest, &ctx.owner, ctx.lease_ttl())
+                .await?;
+        }
+        if !mine {
             continue; // heard only so that the recognizer hears the run as it always does
         }
         if ctx
@@ -167,12 +174,6 @@ async fn recognize_run(
             tracing::info!(file = %file, segment = %s.id, status = ?outcome.status,
                 seconds = took.as_secs_f64(), "segment recognized");
             record_run(ctx, Stage::Recognize, took, s.end - s.start).await;
-        }
-        if !claimed.is_empty() {
-            let rest: Vec<ObjectId> = claimed.iter().copied().collect();
-            ctx.store
-                .renew_segment_leases(&rest, &ctx.owner, ctx.lease_ttl())
-                .await?;
         }
     }
     if ctx.store.count_pending_segments(file).await? == 0 {
