@@ -25,6 +25,9 @@ command -v pkg-config >/dev/null || apt_packages+=(pkg-config)
 command -v chromium >/dev/null || apt_packages+=(chromium)
 command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
+# OpenFst compiles the default model's static decoding graph (compile-graph.sh).
+command -v fstcompose >/dev/null || apt_packages+=(libfst-tools)
+dpkg -s libfst22-plugins-base >/dev/null 2>&1 || apt_packages+=(libfst22-plugins-base)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_packages[*]}"
   as_root apt-get update -qq
@@ -80,6 +83,10 @@ if [ ! -f "$model_dir/.ready" ]; then
     echo '--dither=0.0' >>"$model_dir/conf/mfcc.conf"
   fi
   touch "$model_dir/.ready"
+fi
+if [ ! -f "$model_dir/graph/HCLG.fst" ]; then
+  log "compiling the default model's static decoding graph (about 2 minutes, once)"
+  bash "$(dirname "${BASH_SOURCE[0]}")/compile-graph.sh" "$model_dir"
 fi
 
 # The tests' API checkers, in a virtual environment of their own: an OpenAPI validator,

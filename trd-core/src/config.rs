@@ -36,9 +36,11 @@ pub struct Settings {
     /// Longest speech segment the diarizer hands to the recognizer.
     pub max_segment_seconds: f64,
     /// Audio one recognizer hears in one go: a file's segments are recognized in runs of
-    /// consecutive segments of about this many seconds, each run in order by one recognizer, so
-    /// that its decoding graph (built lazily, seconds of CPU) is built once per run instead of
-    /// once per segment. 0 makes every segment a run of its own.
+    /// consecutive segments of about this many seconds, each run in order by one new
+    /// recognizer. A model with a lookahead graph (composed lazily, seconds of CPU per new
+    /// recognizer) wants long runs; with a static graph (`scripts/lib/compile-graph.sh`) a new
+    /// recognizer costs little and short runs spread a file over more workers. 0 makes every
+    /// segment a run of its own.
     pub recognition_run_seconds: f64,
     /// Delivery attempts before a message is dead-lettered and its file fails.
     pub max_delivery_attempts: u32,
@@ -88,7 +90,7 @@ impl Default for Settings {
             worker_concurrency: 0,
             lease_seconds: 60,
             max_segment_seconds: 30.0,
-            recognition_run_seconds: 150.0,
+            recognition_run_seconds: 30.0,
             max_delivery_attempts: 5,
             stage_timeout_seconds: 7_200,
             rescan_interval_ms: 2_000,

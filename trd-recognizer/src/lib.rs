@@ -3,8 +3,8 @@
 //! - [`hints`]: `hints.words` — n-best readings rescored towards the expected phrases.
 //! - [`models`]: Vosk models by id, loaded lazily once per process and shared by all threads.
 //! - [`recognize`]: one segment of PCM → text, words with times and confidences.
-//! - [`runs`]: a file's segments grouped into runs that one recognizer hears in order, so its
-//!   lazily built decoding graph is built once per run and results stay reproducible.
+//! - [`runs`]: a file's segments grouped into runs that one recognizer hears in order, so a
+//!   lazily composed decoding graph is built once per run and results stay reproducible.
 //! - [`spoken_forms`]: model markup such as bracketed numerals rewritten as spoken.
 //! - [`stage`]: the queue handler — fans a diarized file out into one message per run,
 //!   recognizes runs in parallel (here and on other hosts), stores each segment as soon as it

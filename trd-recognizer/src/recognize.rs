@@ -52,7 +52,10 @@ pub fn recognize_segment(
         .vosk
         .set_max_alternatives(if hints.is_empty() { 0 } else { ALTERNATIVES });
     // Word times come on the recognizer's clock, which started with the run.
-    let offset = offset - recognizer.heard_seconds();
+    let clock = SegmentClock {
+        offset,
+        heard: recognizer.heard_seconds(),
+    };
     let started = Instant::now();
     // Vosk ends an utterance by itself at a long enough pause; that utterance's words must be
     // taken before more audio is fed, or the recognizer discards them.
@@ -75,7 +78,7 @@ pub fn recognize_segment(
             Ok(vosk::DecodingState::Finalized) => {
                 utterance_ended = true;
                 let result = recognizer.vosk.result();
-                if let Err(reason) = take_words(result, model, hints, offset, &mut words) {
+                if let Err(reason) = take_words(result, model, hints, clock, &mut words) {
                     return failure(reason);
                 }
             }
@@ -93,7 +96,7 @@ pub fn recognize_segment(
         }
     }
     let result = recognizer.vosk.final_result();
-    if let Err(reason) = take_words(result, model, hints, offset, &mut words) {
+    if let Err(reason) = take_words(result, model, hints, clock, &mut words) {
         return failure(reason);
     }
     let text = words
@@ -128,13 +131,13 @@ fn take_words(
     result: vosk::CompleteResult<'_>,
     model: &LoadedModel,
     hints: &Hints,
-    offset: f64,
+    clock: SegmentClock,
     words: &mut Vec<Word>,
 ) -> Result<(), String> {
     let word = |text: &str, start: f32, end: f32, score: u32| Word {
         text: model.spoken_forms().rewrite(text),
-        start: round_ms(offset + start as f64),
-        end: round_ms(offset + end as f64),
+        start: clock.file_time(start),
+        end: clock.file_time(end),
         score,
     };
     match result {
@@ -199,6 +202,25 @@ fn failure(reason: String) -> SegmentOutcome {
 
 fn confidence_score(conf: f32) -> u32 {
     (conf.clamp(0.0, 1.0) * 100.0).round() as u32
+}
+
+/// Turns the recognizer's clock into file time.
+#[derive(Clone, Copy)]
+struct SegmentClock {
+    /// Where the segment starts in the file.
+    offset: f64,
+    /// Where the recognizer's clock stood when the segment began.
+    heard: f64,
+}
+
+impl SegmentClock {
+    /// Rounded to the millisecond within the segment first, so that a word gets the same time
+    /// to the bit whatever the recognizer heard before: the float error of a clock that has
+    /// run on is rounded away instead of carried into the sum (and never makes it negative).
+    fn file_time(self, clock_seconds: f32) -> f64 {
+        let within = round_ms(clock_seconds as f64 - self.heard);
+        round_ms(self.offset + if within > 0.0 { within } else { 0.0 })
+    }
 }
 
 fn round_ms(seconds: f64) -> f64 {

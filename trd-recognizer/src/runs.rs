@@ -1,12 +1,13 @@
 //! Runs: a file's segments grouped into stretches of consecutive segments that one recognizer
 //! hears in order.
 //!
-//! A fresh Vosk recognizer builds its decoding graph lazily and spends seconds of CPU doing so
-//! on its first utterance; one that has heard some speech decodes several times faster. A used
-//! recognizer's results depend a little on what it heard before, though, so reuse must follow a
-//! fixed order or the same file would come out differently depending on scheduling. A run is
-//! that order: its segments are always heard one after another by one new recognizer, whoever
-//! does the work and however often it is redone.
+//! With a model that has only a lookahead graph, a new Vosk recognizer composes its decoding
+//! graph lazily and spends seconds of CPU doing so on its first utterance, and a used
+//! recognizer's results depend a little on what it heard before. Reuse must then follow a fixed
+//! order, or the same file would come out differently depending on scheduling. A run is that
+//! order: its segments are always heard one after another by one new recognizer, whoever does
+//! the work and however often it is redone. With a static graph (the default model) a new
+//! recognizer costs little, and runs are short so that a file spreads over every worker.
 
 use mongodb::bson::oid::ObjectId;
 use trd_core::domain::Segment;
