@@ -212,7 +212,7 @@ async fn killed_workers_change_nothing_in_the_results() {
     let app = spawn_app_with(Workers::None, chaos_settings).await;
     let mut fleet = start_fleet(&app.settings);
     let started = run_batch(&app, &files).await;
-    // Every three seconds one worker, the stages in turn: preferably one caught mid-write,
+    // Every 0.75 s one worker, the stages in turn: preferably one caught mid-write,
     // otherwise any of that stage's. Between those, a stage not yet caught mid-write is
     // watched closely so it is, as soon as the chance arises.
     let mut kills: BTreeMap<&str, (usize, usize)> = STAGES.iter().map(|s| (*s, (0, 0))).collect();
@@ -233,7 +233,7 @@ async fn killed_workers_change_nothing_in_the_results() {
         let turn_stage = (Instant::now() >= next_kill).then(|| STAGES[turn % STAGES.len()]);
         if turn_stage.is_some() {
             turn += 1;
-            next_kill = Instant::now() + Duration::from_secs(3);
+            next_kill = Instant::now() + Duration::from_millis(750);
         }
         for stage in STAGES {
             let caught = kills[stage].1 > 0;

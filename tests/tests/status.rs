@@ -1,6 +1,7 @@
 //! Status figures (contract section 4): checked against a hand computation on a batch built
 //! record by record, and the ETA against the time a real batch actually takes.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -200,6 +201,21 @@ async fn eta_at_a_quarter_predicts_the_remaining_time() {
         .filter(|p| p.extension().is_some_and(|x| x == "wav"))
         .collect();
     assert!(clips.len() >= 20, "expected the 28 zeroth-speakers clips");
+    // Three copies of each: a batch long enough (about 20 s here) that the quarter mark is
+    // past the pipeline's start-up and whole-second rounding does not decide the ±50 %.
+    let copies = tempfile::tempdir().unwrap();
+    let clips: Vec<PathBuf> = clips
+        .iter()
+        .flat_map(|clip| {
+            let stem = clip.file_stem().unwrap().to_string_lossy().to_string();
+            (1..=3).map(move |copy| (clip.clone(), format!("{stem}_{copy}.wav")))
+        })
+        .map(|(clip, name)| {
+            let to = copies.path().join(name);
+            std::fs::copy(clip, &to).unwrap();
+            to
+        })
+        .collect();
     app.copy_into_batch("eta", &clips);
     app.wait_registered("eta", clips.len()).await;
     let started = Instant::now();

@@ -8,14 +8,17 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::{oid::ObjectId, DateTime};
 use serde_json::{json, Map, Value};
-use trd_core::domain::{AudioFile, BatchName, Control, SegmentStatus, Status};
+use trd_core::domain::{AudioFile, BatchName, Control, SegmentStatus, Stage, Status};
 use trd_core::store::figures::{FileBrief, FileGroup, RecentWork, SpeechTally};
+use trd_core::store::stage_metrics::StageTimings;
 
 use crate::error::{ApiError, ApiResult};
 use crate::guards::App;
 
 /// How far back "the throughput the workers are achieving now" looks.
 const THROUGHPUT_WINDOW_MS: i64 = 3 * 60 * 1000;
+/// Shortest stretch of work the throughput is measured over.
+const MIN_MEASURED_MS: i64 = 4 * 1000;
 
 /// Share of a file's work each part of the pipeline stands for in `progress`: recognition
 /// (per speech second, segment-parallel, the slowest stage) dominates.
@@ -75,7 +78,34 @@ pub struct BatchSums {
     pub in_recognition_speech: Vec<(ObjectId, SegmentStatus, f64)>,
     pub diarized_recently: RecentWork,
     pub recognized_recently: RecentWork,
+    /// What each stage's work costs, from every run the workers have recorded.
+    pub costs: StageCosts,
     pub now: DateTime,
+}
+
+/// Worker seconds per second of audio (normalize, diarize) or of speech (recognize), as the
+/// stage metrics have measured them; `None` until the stage has run.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct StageCosts {
+    pub normalize: Option<f64>,
+    pub diarize: Option<f64>,
+    pub recognize: Option<f64>,
+}
+
+impl StageCosts {
+    fn from_timings(timings: &[StageTimings]) -> Self {
+        let of = |stage: Stage| {
+            timings
+                .iter()
+                .find(|t| t.stage == stage.name())
+                .and_then(StageTimings::real_time_factor)
+        };
+        Self {
+            normalize: of(Stage::Normalize),
+            diarize: of(Stage::Diarize),
+            recognize: of(Stage::Recognize),
+        }
+    }
 }
 
 impl Default for BatchSums {
@@ -87,6 +117,7 @@ impl Default for BatchSums {
             in_recognition_speech: Vec::new(),
             diarized_recently: RecentWork::default(),
             recognized_recently: RecentWork::default(),
+            costs: StageCosts::default(),
             now: DateTime::now(),
         }
     }
@@ -113,12 +144,35 @@ impl BatchSums {
             .filter(|f| !is_over(f.control) || f.last_update >= since)
             .map(|f| f.id)
             .collect();
-        let (recognition, in_recognition_speech, diarized_recently, recognized_recently) = futures::try_join!(
+        let (
+            recognition,
+            in_recognition_speech,
+            mut diarized_recently,
+            mut recognized_recently,
+            timings,
+        ) = futures::try_join!(
             app.store.speech_by_status(&all),
             app.store.recognition_by_file(&open),
             app.store.diarized_since(&recent, since),
             app.store.recognized_since(&recent, since),
+            app.store.stage_timings(),
         )?;
+        // A batch's first seconds are its slowest (models loading, stages filling up); once it
+        // has run a while, only the later half of its time in the window is measured.
+        let first = [diarized_recently.started, recognized_recently.started]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(first) = first {
+            let running_for = now.timestamp_millis() - first.timestamp_millis();
+            if running_for >= 2 * MIN_MEASURED_MS {
+                let later = DateTime::from_millis(first.timestamp_millis() + running_for / 2);
+                (diarized_recently, recognized_recently) = futures::try_join!(
+                    app.store.diarized_since(&recent, later),
+                    app.store.recognized_since(&recent, later),
+                )?;
+            }
+        }
         Ok(Self {
             groups,
             recognition,
@@ -126,6 +180,7 @@ impl BatchSums {
             in_recognition_speech,
             diarized_recently,
             recognized_recently,
+            costs: StageCosts::from_timings(&timings),
             now,
         })
     }
@@ -305,6 +360,11 @@ struct Work {
     recognition_speech: f64,
     /// Running files: audio not yet done, for the estimate before anything is measured.
     running_audio_left: f64,
+    /// Running files: audio still to normalize, and audio still to diarize.
+    normalization_audio: f64,
+    diarization_audio: f64,
+    /// Speech per second of audio in the batch's diarized files (0 before any).
+    speech_per_audio: f64,
 }
 
 impl Work {
@@ -338,6 +398,13 @@ impl Work {
             upstream_speech: 0.0,
             recognition_speech: 0.0,
             running_audio_left: 0.0,
+            normalization_audio: 0.0,
+            diarization_audio: 0.0,
+            speech_per_audio: if audio_per_byte > 0.0 {
+                speech_per_byte / audio_per_byte
+            } else {
+                0.0
+            },
         };
         for g in groups {
             let audio = if g.status >= Status::Normalized {
@@ -360,6 +427,10 @@ impl Work {
             if g.control == Control::Running && g.status < Status::Diarized {
                 w.upstream_speech += g.bytes as f64 * speech_per_byte;
                 w.running_audio_left += audio - done;
+                w.diarization_audio += audio;
+                if g.status < Status::Normalized {
+                    w.normalization_audio += audio;
+                }
             }
         }
         w.recognition_speech = w.upstream_speech;
@@ -386,14 +457,21 @@ impl Work {
         }
     }
 
-    /// Seconds until the running files are done. Normalization feeds diarization, so the
-    /// diarizer's output (speech found per second) is the pace of both; recognition has its
-    /// own pace. Each drains what is left for it at its measured pace and the slower one
-    /// decides. A stage not measured yet is assumed to keep pace with the other; with no
-    /// measurement at all, a per-core speed stands in.
+    /// Seconds until the running files are done.
+    ///
+    /// The stages share the workers' cores, so while diarization still runs, recognition gets
+    /// only part of them and its measured pace understates what it will do alone. The estimate
+    /// therefore counts worker time: what every stage has left, at its measured cost per
+    /// second of audio or speech, over the worker time the batch has been getting per second
+    /// recently. Without cost figures yet, each stage drains what is left for it at its own
+    /// measured pace and the slower one decides; with no measurement at all, a per-core speed
+    /// stands in.
     fn eta(&self, sums: &BatchSums, cores: usize) -> f64 {
         if self.running_audio_left <= 0.0 && self.recognition_speech <= 0.0 {
             return 0.0;
+        }
+        if let Some(seconds) = self.eta_by_worker_time(sums) {
+            return seconds.round();
         }
         let upstream = pace(&sums.diarized_recently, sums.now);
         let recognition = pace(&sums.recognized_recently, sums.now);
@@ -402,6 +480,36 @@ impl Work {
             _ => self.running_audio_left / (cores.max(1) as f64 * ASSUMED_SPEED_PER_CORE),
         };
         seconds.round()
+    }
+}
+
+impl Work {
+    fn eta_by_worker_time(&self, sums: &BatchSums) -> Option<f64> {
+        let costs = sums.costs;
+        let (diarize, recognize) = (costs.diarize?, costs.recognize?);
+        let normalize = costs.normalize.unwrap_or(0.0);
+        let left = self.normalization_audio * normalize
+            + self.diarization_audio * diarize
+            + self.recognition_speech * recognize;
+        // Normalization leaves no trace of when it ran; it is taken to keep pace with the
+        // diarizer it feeds.
+        let diarized_audio = if self.speech_per_audio > 0.0 {
+            sums.diarized_recently.done / self.speech_per_audio
+        } else {
+            0.0
+        };
+        let done =
+            diarized_audio * (normalize + diarize) + sums.recognized_recently.done * recognize;
+        let started = [
+            sums.diarized_recently.started,
+            sums.recognized_recently.started,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        let elapsed = (sums.now.timestamp_millis() - started.timestamp_millis()) as f64 / 1000.0;
+        let seconds = left * elapsed / done;
+        (done > 0.0 && elapsed > 0.0 && seconds.is_finite()).then_some(seconds)
     }
 }
 
@@ -466,6 +574,38 @@ mod tests {
         assert_eq!(work.recognition_speech, 50.0);
         assert_eq!(work.eta(&sums, 2), 100.0);
         assert_eq!(work.progress(), 0.5);
+    }
+
+    #[test]
+    fn with_stage_costs_the_eta_is_worker_time_left_over_worker_time_per_second() {
+        let sums = BatchSums {
+            groups: vec![
+                // Diarized: 100 s of audio held 50 s of speech.
+                group(Control::Finished, Status::Recognized, 1000, 100.0, 50.0),
+                // 100 s of audio still to diarize (normalized already)...
+                group(Control::Running, Status::Normalized, 1000, 100.0, 0.0),
+            ],
+            // In the last 10 s: 20 s of speech diarized (40 s of audio, at 0.1 worker seconds
+            // each: 4) and 30 s recognized (at 0.2: 6). 10 worker seconds in 10 s.
+            diarized_recently: work(0, 20.0),
+            recognized_recently: work(0, 30.0),
+            costs: StageCosts {
+                normalize: None,
+                diarize: Some(0.1),
+                recognize: Some(0.2),
+            },
+            now: at(10_000),
+            ..BatchSums::default()
+        };
+        let work = Work::new(&sums);
+        // ...and its 50 s of speech to recognize: 100 × 0.1 + 50 × 0.2 = 20 worker seconds.
+        assert_eq!(work.eta(&sums, 2), 20.0);
+        // Each stage at its own pace, the slower deciding, would say 25 s (50 / 2 per second).
+        let without_costs = BatchSums {
+            costs: StageCosts::default(),
+            ..sums
+        };
+        assert_eq!(work.eta(&without_costs, 2), 25.0);
     }
 
     #[test]
