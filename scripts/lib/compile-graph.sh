@@ -8,8 +8,8 @@
 # acoustic model, lexicon and language model and gives the same words, read-only and shared.
 #
 # Usage: compile-graph.sh MODEL_DIR
-# Idempotent. Needs Debian's libfst-tools and libfst22-plugins-base; takes about 2 minutes and
-# 3.2 GB of memory for the default model. Writes about 1 GB.
+# Idempotent. Needs Debian's libfst-tools and OpenFst's base plugins (libfst22-plugins-base on
+# Debian 12); takes about 2 minutes and 3.2 GB of memory for the default model. Writes 1 GB.
 set -euo pipefail
 
 model=${1:?usage: compile-graph.sh MODEL_DIR}
@@ -19,7 +19,8 @@ graph="$model/graph"
 [ -f "$graph/HCLr.fst" ] && [ -f "$graph/Gr.fst" ] && [ -f "$graph/disambig_tid.int" ] || exit 0
 
 # OpenFst opens the lookahead and n-gram FST types as plugins from the library path.
-lookahead_plugin=$(dpkg -L libfst22-plugins-base | grep '/olabel_lookahead-fst\.so$')
+lookahead_plugin=$(find /usr/lib -name olabel_lookahead-fst.so -print -quit)
+[ -n "$lookahead_plugin" ] || { echo "compile-graph: OpenFst's lookahead plugin is not installed" >&2; exit 1; }
 export LD_LIBRARY_PATH="$(dirname "$lookahead_plugin")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 work=$(mktemp -d "$graph/.compile.XXXXXX")

@@ -25,9 +25,12 @@ command -v pkg-config >/dev/null || apt_packages+=(pkg-config)
 command -v chromium >/dev/null || apt_packages+=(chromium)
 command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
-# OpenFst compiles the default model's static decoding graph (compile-graph.sh).
+# OpenFst compiles the default model's static decoding graph (compile-graph.sh); its lookahead
+# and n-gram FST types are plugins, packaged per library version (libfst22-plugins-base…).
 command -v fstcompose >/dev/null || apt_packages+=(libfst-tools)
-dpkg -s libfst22-plugins-base >/dev/null 2>&1 || apt_packages+=(libfst22-plugins-base)
+if [ -z "$(find /usr/lib -name olabel_lookahead-fst.so -print -quit 2>/dev/null)" ]; then
+  apt_packages+=("$(apt-cache pkgnames libfst | grep -E '^libfst[0-9]+-plugins-base$' | sort -V | tail -n 1)")
+fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_packages[*]}"
   as_root apt-get update -qq
