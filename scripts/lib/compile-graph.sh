@@ -23,6 +23,12 @@ lookahead_plugin=$(find /usr/lib -name olabel_lookahead-fst.so -print -quit)
 [ -n "$lookahead_plugin" ] || { echo "compile-graph: OpenFst's lookahead plugin is not installed" >&2; exit 1; }
 export LD_LIBRARY_PATH="$(dirname "$lookahead_plugin")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
+# One compilation at a time (two provisioning runs at once wait for each other); what a
+# compilation cut short left behind goes first.
+exec 9>"$graph/.compile.lock"
+flock 9
+[ -f "$graph/HCLG.fst" ] && exit 0
+rm -rf "$graph"/.compile.*/
 work=$(mktemp -d "$graph/.compile.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 # The word list goes to words.txt, where Vosk reads it for a static graph.
