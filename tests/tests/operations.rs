@@ -157,12 +157,30 @@ async fn metrics_parse_and_move_as_a_batch_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_dependencies_and_consumers_and_503_when_a_queue_is_gone() {
     let app = spawn_app(Workers::InProcess).await;
-    let health = app.get_ok("/trd/health").await;
+    let prefix = &app.settings.queue_prefix;
+    let stages = ["normalize", "diarize", "recognize"];
+    // The workers subscribe in the background once started; on a busy machine that takes a
+    // moment.
+    let health = app
+        .eventually(
+            "every stage's worker consuming",
+            Duration::from_secs(20),
+            || async {
+                let health = app.get_ok("/trd/health").await;
+                stages
+                    .iter()
+                    .all(|stage| {
+                        health["queues"][format!("{prefix}{stage}")]["consumers"].as_u64()
+                            >= Some(1)
+                    })
+                    .then_some(health)
+            },
+        )
+        .await;
     assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(health["mongodb"]["ok"], true);
     assert_eq!(health["rabbitmq"]["ok"], true);
-    let prefix = &app.settings.queue_prefix;
-    for stage in ["normalize", "diarize", "recognize"] {
+    for stage in stages {
         let queue = &health["queues"][format!("{prefix}{stage}")];
         assert!(queue["consumers"].as_u64().unwrap() >= 1, "{health}");
         assert_eq!(queue["messages"], 0);
