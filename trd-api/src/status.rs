@@ -481,9 +481,8 @@ impl Work {
         };
         seconds.round()
     }
-}
 
-impl Work {
+    /// The worker-time estimate (see [`Work::eta`]); `None` until costs and throughput are known.
     fn eta_by_worker_time(&self, sums: &BatchSums) -> Option<f64> {
         let costs = sums.costs;
         let (diarize, recognize) = (costs.diarize?, costs.recognize?);

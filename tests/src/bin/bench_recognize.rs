@@ -322,11 +322,11 @@ impl Row {
     /// Each round's ratio, TRD over the reference measured just before it: the machine's
     /// speed drifts between rounds, and a ratio of neighbours cancels most of the drift.
     fn ratios(&self) -> Vec<f64> {
-        self.trd
-            .iter()
-            .zip(&self.reference)
-            .map(|(t, r)| t / r)
-            .collect()
+        self.ratios_to(&self.reference)
+    }
+
+    fn ratios_to(&self, reference: &[f64]) -> Vec<f64> {
+        self.trd.iter().zip(reference).map(|(t, r)| t / r).collect()
     }
 }
 
@@ -433,18 +433,17 @@ async fn main() {
     println!("Medians over {rounds} rounds (ratio: median of each round's TRD / reference; range in brackets)");
     println!();
     println!("Both run on the same model directory. The last column divides TRD's time by the");
-    println!("reference's on the model as downloaded, without the compiled static graph.");
+    if downloaded.is_some() {
+        println!("reference's on the model as downloaded, without the compiled static graph.");
+    } else {
+        println!("reference's on the model as downloaded: here the same, as it has one graph.");
+    }
     println!();
     println!("| workload | diarization | vosk-transcriber s | TRD s | ratio | target | vs as downloaded |");
     println!("|---|---|---|---|---|---|---|");
     for row in &rows {
         let ratio = median(&row.ratios());
-        let downloaded: Vec<f64> = row
-            .trd
-            .iter()
-            .zip(&row.reference_downloaded)
-            .map(|(t, r)| t / r)
-            .collect();
+        let downloaded = row.ratios_to(&row.reference_downloaded);
         println!(
             "| {} | {} | {:.1} | {:.1} | {ratio:.2} ({}) | ≤ {:.2} {} | {:.2} ({:.1} s) |",
             row.workload,
