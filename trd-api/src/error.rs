@@ -1,10 +1,20 @@
-//! API errors, converted to the contract's JSON error body once, here.
+//! The API's one error type, turned into the contract's JSON error body in one place, with its
+//! OpenAPI response declared once (see [`crate::openapi`]).
 
-use rocket::http::{ContentType, Status};
+use std::error::Error as StdError;
+
+use rocket::http::Status;
 use rocket::response::{self, Responder};
+use rocket::serde::json::Json;
 use rocket::Request;
-use serde_json::json;
+use serde::Serialize;
+use trd_core::queue::QueueError;
 use trd_core::store::StoreError;
+use utoipa::ToSchema;
+
+use crate::jobs::JobError;
+
+pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -18,25 +28,105 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
-    #[error("{0} is unavailable")]
-    Unavailable(&'static str, String),
-    #[error("{0}")]
-    Internal(String),
+    /// A dependency (MongoDB, RabbitMQ) does not answer: 503, naming it.
+    #[error("{dependency} is unavailable")]
+    Unavailable {
+        dependency: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// A bug or an unexpected failure: 500, logged with its whole cause chain.
+    #[error("{context}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl ApiError {
+    pub fn internal(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        ApiError::Internal {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        match self {
+            ApiError::BadRequest(_) => Status::BadRequest,
+            ApiError::NotFound(_) => Status::NotFound,
+            ApiError::Forbidden(_) => Status::Forbidden,
+            ApiError::Conflict(_) => Status::Conflict,
+            ApiError::PayloadTooLarge(_) => Status::PayloadTooLarge,
+            ApiError::Unavailable { .. } => Status::ServiceUnavailable,
+            ApiError::Internal { .. } => Status::InternalServerError,
+        }
+    }
+
+    /// The message a client reads: the error and every cause under it.
+    pub fn message(&self) -> String {
+        chain(self)
+    }
+}
+
+/// An error and its causes, `outer: inner: innermost`.
+pub fn chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    // Where the last link's text starts, so that a cause repeating it is not said twice.
+    let mut last = 0;
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let next = e.to_string();
+        if next.starts_with(&text[last..]) {
+            // The cause says the same and more ("X is unavailable: why"): it replaces the link.
+            text.truncate(last);
+            text.push_str(&next);
+        } else if !text.ends_with(&next) {
+            text.push_str(": ");
+            last = text.len();
+            text.push_str(&next);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        if e.is_unavailable() {
-            ApiError::Unavailable("MongoDB", e.to_string())
-        } else {
-            ApiError::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(cause) => ApiError::Unavailable {
+                dependency: "MongoDB",
+                source: Box::new(cause),
+            },
+            other => ApiError::internal("the store failed", other),
         }
     }
 }
 
-impl From<trd_core::queue::QueueError> for ApiError {
-    fn from(e: trd_core::queue::QueueError) -> Self {
-        ApiError::Unavailable("RabbitMQ", e.to_string())
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        ApiError::Unavailable {
+            dependency: "RabbitMQ",
+            source: Box::new(e),
+        }
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::NotFound(_) | JobError::NoSuchAudio(_) => ApiError::NotFound(e.to_string()),
+            JobError::NotStartable { .. }
+            | JobError::NotRunning { .. }
+            | JobError::NameTaken(_) => ApiError::Conflict(e.to_string()),
+            JobError::InvalidOptions(_) | JobError::InvalidLocation(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            JobError::Store(e) => e.into(),
+            JobError::Queue(e) => e.into(),
+            JobError::Io { context, source } => ApiError::internal(context, source),
+        }
     }
 }
 
@@ -52,47 +142,48 @@ impl From<trd_core::domain::InvalidAudioFileId> for ApiError {
     }
 }
 
-impl ApiError {
-    pub fn status(&self) -> Status {
-        match self {
-            ApiError::BadRequest(_) => Status::BadRequest,
-            ApiError::NotFound(_) => Status::NotFound,
-            ApiError::Forbidden(_) => Status::Forbidden,
-            ApiError::Conflict(_) => Status::Conflict,
-            ApiError::PayloadTooLarge(_) => Status::PayloadTooLarge,
-            ApiError::Unavailable(..) => Status::ServiceUnavailable,
-            ApiError::Internal(_) => Status::InternalServerError,
-        }
-    }
+/// The contract's error body: `{"error": {"status", "reason", "message"}}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
 
-    fn message(&self) -> String {
-        match self {
-            // The detail usually names the dependency already ("MongoDB is unavailable: …").
-            ApiError::Unavailable(dep, detail) if detail.starts_with(dep) => detail.clone(),
-            ApiError::Unavailable(dep, detail) => format!("{dep} is unavailable: {detail}"),
-            other => other.to_string(),
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The HTTP status, repeated.
+    pub status: u16,
+    /// The status's reason phrase (`Not Found`).
+    pub reason: String,
+    /// What went wrong, in words a person can act on.
+    pub message: String,
+}
+
+impl ErrorDetail {
+    pub fn new(status: Status, message: impl Into<String>) -> Self {
+        ErrorDetail {
+            status: status.code,
+            reason: status.reason().unwrap_or("Error").to_owned(),
+            message: message.into(),
         }
     }
 }
 
-/// The contract's error body: `{"error": {"status", "reason", "message"}}`.
-pub fn error_body(status: Status, message: &str) -> String {
-    json!({"error": {
-        "status": status.code,
-        "reason": status.reason().unwrap_or("Error"),
-        "message": message,
-    }})
-    .to_string()
+impl ErrorBody {
+    pub fn new(status: Status, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail::new(status, message),
+        }
+    }
 }
 
 impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let status = self.status();
+        let message = self.message();
         if status.code >= 500 {
-            tracing::error!(uri = %req.uri(), error = %self.message(), "request failed");
+            tracing::error!(uri = %req.uri(), error = %message, "request failed");
         }
-        let body = error_body(status, &self.message());
-        response::Response::build_from((ContentType::JSON, body).respond_to(req)?)
+        response::Response::build_from(Json(ErrorBody::new(status, message)).respond_to(req)?)
             .status(status)
             .ok()
     }
@@ -102,7 +193,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// JSON errors for whatever Rocket itself rejects (unknown routes, bad bodies, limits).
 #[rocket::catch(default)]
-pub fn default_catcher(status: Status, req: &Request<'_>) -> (Status, (ContentType, String)) {
+pub fn default_catcher(status: Status, req: &Request<'_>) -> (Status, Json<ErrorBody>) {
     let message = match status.code {
         404 => format!("no such resource: {}", req.uri().path()),
         413 => "the upload exceeds the configured size limit".to_owned(),
@@ -114,5 +205,43 @@ pub fn default_catcher(status: Status, req: &Request<'_>) -> (Status, (ContentTy
     } else {
         status
     };
-    (status, (ContentType::JSON, error_body(status, &message)))
+    (status, Json(ErrorBody::new(status, message)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn messages_keep_the_cause_chain() {
+        let e = ApiError::internal(
+            "storing the upload",
+            Outer(std::io::Error::other("disk full")),
+        );
+        assert_eq!(e.message(), "storing the upload: outer: disk full");
+        assert_eq!(e.status(), Status::InternalServerError);
+    }
+
+    #[test]
+    fn a_cause_repeating_its_wrapper_is_said_once() {
+        let e = ApiError::Unavailable {
+            dependency: "RabbitMQ",
+            source: "RabbitMQ is unavailable: connection refused".into(),
+        };
+        assert_eq!(e.message(), "RabbitMQ is unavailable: connection refused");
+    }
+
+    #[test]
+    fn a_queue_outage_names_rabbitmq() {
+        let e = ApiError::Unavailable {
+            dependency: "RabbitMQ",
+            source: "connection refused".into(),
+        };
+        assert_eq!(e.message(), "RabbitMQ is unavailable: connection refused");
+        assert_eq!(e.status(), Status::ServiceUnavailable);
+    }
 }

@@ -1,24 +1,29 @@
 //! TRD's HTTP API. A tour:
 //!
-//! - [`routes`]: one module per endpoint group of the contract (`/trd/audiofile`,
-//!   `/trd/transcription`); handlers parse input into domain types and call the store/queue.
-//! - [`control`]: start/stop — the atomic store transition, then the queue message.
-//! - [`status`]: progress figures for files and batches.
-//! - [`view`]: records rendered in the contract's JSON shape.
+//! - [`faces`]: the protocols TRD speaks, one module each; [`faces::trd`] is TRD's own
+//!   contract under `/trd`. A face parses requests and renders results; it does nothing else.
+//! - [`jobs`]: the job core every face shares: submit audio, start/stop/reset/delete, read
+//!   and follow a job's result in the domain model.
+//! - [`shapes`]: the TRD contract's JSON types, returned by the handlers and described by the
+//!   OpenAPI document.
+//! - [`status`]: progress figures for files and batches (sums, estimate, shared snapshots).
 //! - [`registry`] and [`watcher`]: files in the work directory become records.
-//! - [`error`]: typed errors, turned into the contract's JSON error body in one place.
-//! - [`openapi`]: the OpenAPI document generated from the route handlers, and the Swagger UI.
-//! - [`metrics`]: Prometheus text exposition (`/trd/metrics`) and the HTTP request counters.
+//! - [`webhooks`]: who may be called back, and the loop that delivers callbacks.
+//! - [`zip_stream`]: a batch's results as a ZIP streamed while it is built.
+//! - [`error`]: the one API error type, turned into the contract's JSON error body once.
+//! - [`openapi`]: the OpenAPI document generated from the handlers, and the Swagger UI.
+//! - [`routes::operations`] and [`metrics`]: `/trd/health` and `/trd/metrics`.
 
-pub mod control;
+pub mod app;
 pub mod error;
-pub mod guards;
+pub mod faces;
+pub mod jobs;
 pub mod metrics;
 pub mod openapi;
 pub mod registry;
 pub mod routes;
+pub mod shapes;
 pub mod status;
-pub mod view;
 pub mod watcher;
 pub mod webhooks;
 pub mod zip_stream;
@@ -31,7 +36,7 @@ use rocket::{Build, Rocket};
 use tokio_util::sync::CancellationToken;
 use trd_core::{Queue, Settings, Store};
 
-pub use guards::App;
+pub use app::App;
 
 /// Connects to MongoDB and RabbitMQ, starts the work-directory watcher and returns the Rocket
 /// instance, ready to launch.
@@ -53,7 +58,7 @@ pub async fn build(
         shutdown.clone(),
     ));
 
-    let spool = settings.workdir.join(routes::upload::SPOOL_DIR);
+    let spool = settings.workdir.join(jobs::SPOOL_DIR);
     std::fs::create_dir_all(&spool)?;
     let upload_limit = rocket::data::ByteUnit::from(settings.upload_limit_bytes);
     let limits = rocket::data::Limits::default()
@@ -65,11 +70,7 @@ pub async fn build(
         .merge(("port", settings.port))
         .merge(("address", settings.address.clone()))
         .merge(("cli_colors", false));
-    let app = App {
-        settings,
-        store,
-        queue,
-    };
+    let app = App::new(settings, store, queue);
     tokio::spawn(webhooks::deliver::run(app.clone(), shutdown.clone()));
     let requests = metrics::RequestCounter::default();
     Ok(rocket::custom(figment)
@@ -79,39 +80,13 @@ pub async fn build(
         }))
         .manage(requests.clone())
         .attach(requests)
-        .mount("/trd", routes())
+        .mount("/trd", faces::trd::routes())
+        .mount(
+            "/trd",
+            rocket::routes![routes::operations::health, routes::operations::metrics],
+        )
         .mount("/", openapi::routes())
         .register("/", rocket::catchers![error::default_catcher]))
-}
-
-fn routes() -> Vec<rocket::Route> {
-    use routes::{audiofile, transcription, upload, webhook};
-    rocket::routes![
-        audiofile::get_record,
-        audiofile::list_all,
-        audiofile::list_batch,
-        audiofile::create_file,
-        audiofile::create_batch,
-        audiofile::delete_file,
-        audiofile::delete_batch,
-        transcription::start_one,
-        transcription::start_batch,
-        transcription::stop_one,
-        transcription::stop_batch,
-        transcription::reset_one,
-        transcription::reset_batch,
-        transcription::status_one,
-        transcription::status_batch,
-        transcription::result_one,
-        transcription::result_batch,
-        routes::query::query_collection,
-        upload::upload,
-        webhook::whoami,
-        webhook::validate_get,
-        webhook::validate_post,
-        routes::operations::health,
-        routes::operations::metrics,
-    ]
 }
 
 /// The vendor's client library calls `/trd/audiofile/upload/`: every path answers with and

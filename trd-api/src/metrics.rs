@@ -15,7 +15,7 @@ use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Request, Response};
 use trd_core::store::stage_metrics::{StageTimings, DURATION_BUCKETS};
 
-use crate::guards::App;
+use crate::app::App;
 
 /// (method, route template, status code).
 type RequestKey = (String, String, u16);
@@ -100,7 +100,7 @@ pub async fn render(app: &App, requests: &RequestCounter) -> String {
     let (files, timings, deliveries, queues) = tokio::join!(
         app.store.files_by_control_and_status(),
         app.store.stage_timings(),
-        crate::webhooks::outbox::deliveries_by_state(app),
+        app.store.deliveries_by_state(),
         tokio::time::timeout(std::time::Duration::from_secs(3), app.queue.inspect()),
     );
     let mongo_up = files.is_ok() && timings.is_ok();
@@ -175,7 +175,11 @@ pub async fn render(app: &App, requests: &RequestCounter) -> String {
             "Webhook deliveries by state (PENDING, DELIVERED, GAVE_UP).",
         );
         for (state, n) in deliveries {
-            out.sample("trd_webhook_deliveries", &[("state", &state)], n as f64);
+            out.sample(
+                "trd_webhook_deliveries",
+                &[("state", state.as_str())],
+                n as f64,
+            );
         }
     }
 

@@ -23,7 +23,7 @@ use trd_export::ExportFormat;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-use crate::view;
+use crate::shapes::TranscriptResult;
 
 /// What each file of the batch becomes in the archive.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,13 +133,13 @@ impl ArchiveBuilder {
                 BatchFormat::Json => {
                     zip.start_file(format!("{}.json", record.filename), options)
                         .map_err(io::Error::other)?;
-                    serde_json::to_writer(&mut *zip, &view::result(&record, &segments))?;
+                    serde_json::to_writer(&mut *zip, &TranscriptResult::new(&record, &segments))?;
                 }
                 BatchFormat::JsonArray => {
                     if !first {
                         zip.write_all(b",")?;
                     }
-                    serde_json::to_writer(&mut *zip, &view::result(&record, &segments))?;
+                    serde_json::to_writer(&mut *zip, &TranscriptResult::new(&record, &segments))?;
                 }
                 BatchFormat::Export(export) => {
                     let name = format!("{}.{}", record.filename, export.extension());

@@ -1,8 +1,3 @@
-//! One module per endpoint group of the contract.
+//! Routes that belong to the service rather than to a protocol.
 
-pub mod audiofile;
 pub mod operations;
-pub mod query;
-pub mod transcription;
-pub mod upload;
-pub mod webhook;

@@ -5,12 +5,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mongodb::bson::Bson;
+use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use trd_core::store::webhooks::{Delivery, Event};
+use trd_core::store::StoreError;
 
 use super::allow::{AllowList, Refused};
-use super::outbox::{self, Delivery};
-use crate::guards::App;
+use crate::app::App;
+use crate::shapes::TranscriptResult;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -100,25 +103,46 @@ fn host_port(url: &reqwest::Url) -> Option<String> {
     ))
 }
 
-/// The JSON a client receives: the file's result plus the validated token and the event.
-async fn payload(
-    app: &App,
-    delivery: &Delivery,
-    token: &str,
-) -> Result<Value, trd_core::store::StoreError> {
-    let mut body = match &delivery.payload {
-        Some(snapshot) => Bson::Document(snapshot.clone()).into_relaxed_extjson(),
-        None => match app.store.audiofile(delivery.audiofile_id).await? {
-            Some(record) => {
-                let segments = app.store.segments_of(record.id).await?;
-                crate::view::result(&record, &segments)
-            }
-            None => serde_json::json!({"_id": delivery.audiofile_id.to_hex()}),
+/// What a webhook target receives (contract section 6): the file's result plus the token
+/// validated for its host and port, and the event.
+#[derive(Serialize)]
+struct Payload<'a> {
+    #[serde(flatten)]
+    result: Notified,
+    token: &'a str,
+    event: Event,
+}
+
+/// The result part of a payload.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Notified {
+    /// Rendered when the file went away (reset, delete), as stored in the outbox.
+    Snapshot(Value),
+    /// Read now, for a file that ended.
+    Current(Box<TranscriptResult>),
+    /// The file went away without a snapshot: only its id is left to tell.
+    Gone {
+        #[serde(rename = "_id")]
+        id: String,
+    },
+}
+
+async fn notified(app: &App, delivery: &Delivery) -> Result<Notified, StoreError> {
+    if let Some(snapshot) = &delivery.payload {
+        return Ok(Notified::Snapshot(
+            Bson::Document(snapshot.clone()).into_relaxed_extjson(),
+        ));
+    }
+    Ok(match app.store.audiofile(delivery.audiofile_id).await? {
+        Some(record) => {
+            let segments = app.store.segments_of(record.id).await?;
+            Notified::Current(Box::new(TranscriptResult::new(&record, &segments)))
+        }
+        None => Notified::Gone {
+            id: delivery.audiofile_id.to_hex(),
         },
-    };
-    body["token"] = Value::String(token.to_owned());
-    body["event"] = serde_json::to_value(delivery.event).unwrap_or(Value::Null);
-    Ok(body)
+    })
 }
 
 async fn send(app: &App, allow: &AllowList, delivery: &Delivery) -> Result<u16, String> {
@@ -129,15 +153,21 @@ async fn send(app: &App, allow: &AllowList, delivery: &Delivery) -> Result<u16, 
     );
     let url = reqwest::Url::parse(&target).map_err(|e| format!("bad URL {target}: {e}"))?;
     let validation = match host_port(&url) {
-        Some(hp) => outbox::validation_for(app, &hp)
+        Some(hp) => app
+            .store
+            .validation_for(&hp)
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| crate::error::chain(&e))?,
         None => None,
     };
     let (token, crt) = validation.map(|v| (v.token, v.crt)).unwrap_or_default();
-    let body = payload(app, delivery, &token)
-        .await
-        .map_err(|e| e.to_string())?;
+    let body = Payload {
+        result: notified(app, delivery)
+            .await
+            .map_err(|e| crate::error::chain(&e))?,
+        token: &token,
+        event: delivery.event,
+    };
     let timeout = Duration::from_millis(app.settings.webhook_timeout_ms);
     let client = checked_client(allow, &url, &crt, timeout)
         .await
@@ -156,25 +186,22 @@ pub async fn run(app: App, shutdown: CancellationToken) {
     let allow = AllowList::new(&app.settings.webhook_allow);
     let backoff = Duration::from_millis(app.settings.webhook_backoff_ms);
     let lease = Duration::from_millis(app.settings.webhook_timeout_ms * 3);
-    if let Err(e) = outbox::ensure_indexes(&app).await {
-        tracing::warn!(error = %e, "webhook outbox indexes not created yet");
-    }
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = outbox::enqueue_ended(&app).await {
-            tracing::warn!(error = %e, "could not queue webhooks of ended files");
+        if let Err(e) = app.store.enqueue_ended_webhooks().await {
+            tracing::warn!(error = %crate::error::chain(&e), "could not queue webhooks of ended files");
             continue;
         }
         loop {
-            let delivery = match outbox::claim_due(&app, lease).await {
+            let delivery = match app.store.claim_due_delivery(lease).await {
                 Ok(Some(d)) => d,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not read the webhook outbox");
+                    tracing::warn!(error = %crate::error::chain(&e), "could not read the webhook outbox");
                     break;
                 }
             };
@@ -182,20 +209,23 @@ pub async fn run(app: App, shutdown: CancellationToken) {
                 Ok(code) => (format!("HTTP {code}"), (200..300).contains(&code)),
                 Err(e) => (e, false),
             };
-            match outbox::record_attempt(
-                &app,
-                &delivery,
-                outcome.clone(),
-                delivered,
-                app.settings.webhook_max_attempts,
-                backoff,
-            )
-            .await
+            match app
+                .store
+                .record_delivery_attempt(
+                    &delivery,
+                    outcome.clone(),
+                    delivered,
+                    app.settings.webhook_max_attempts,
+                    backoff,
+                )
+                .await
             {
                 Ok(state) => {
                     tracing::info!(file = %delivery.audiofile_id, url = %delivery.url, %outcome, ?state, "webhook attempt")
                 }
-                Err(e) => tracing::warn!(error = %e, "could not record a webhook attempt"),
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::chain(&e), "could not record a webhook attempt")
+                }
             }
             if shutdown.is_cancelled() {
                 return;

@@ -3,6 +3,7 @@
 use mongodb::bson::{oid::ObjectId, DateTime};
 use serde::{Deserialize, Serialize};
 
+use super::names::{BatchName, FileLocation, FileName};
 use super::state::{Control, SegmentStatus, Status};
 
 /// One audio file record (collection `audiofiles`). The API renders it in the contract's shape.
@@ -43,6 +44,15 @@ pub struct AudioFile {
 }
 
 impl AudioFile {
+    /// Where the file lives in the work directory; `None` for a stored name that no longer
+    /// parses (never the case for records the service created).
+    pub fn location(&self) -> Option<FileLocation> {
+        Some(FileLocation {
+            batch: self.batch.as_deref().map(BatchName::parse).transpose().ok()?,
+            filename: FileName::parse(&self.filename).ok()?,
+        })
+    }
+
     /// The file's duration in seconds, once normalized (its longest channel); 0 before.
     pub fn audio_seconds(&self) -> f64 {
         self.audio_channels
@@ -54,7 +64,7 @@ impl AudioFile {
 }
 
 /// Technical metadata written by the normalizer, key names as the original service spells them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct AudioInfo {
     pub bit_rate: String,
@@ -77,7 +87,7 @@ pub struct AudioInfo {
 }
 
 /// One channel of a normalized file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AudioChannel {
     /// Effective audio bandwidth in Hz, as a string (the contract's spelling).
     pub bandwidth: String,
@@ -88,7 +98,7 @@ pub struct AudioChannel {
 }
 
 /// Why a file ended FAILED: the stage and a reason a person can act on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageError {
     pub stage: Status,
     pub reason: String,
@@ -114,6 +124,10 @@ pub struct StartOptions {
     pub min_speakers: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_speakers: Option<u32>,
+    /// The submitting client's own description of the job (a protocol's `meta`), kept with
+    /// the record and given back by that protocol; never part of the TRD record's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,7 +210,8 @@ impl Segment {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One recognized word, times in seconds from the start of the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Word {
     pub text: String,
     pub start: f64,

@@ -6,7 +6,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{self, doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::ReturnDocument;
 
-use super::{MongoResultExt, Store, StoreError, StoreResult};
+use super::{is_duplicate_key, MongoResultExt, Store, StoreError, StoreResult};
 use crate::domain::{
     AudioFile, BatchName, Control, FileLocation, Lease, Stage, StageError, StartOptions, Status,
 };
@@ -435,16 +435,4 @@ pub(super) async fn ids_of(cursor: mongodb::Cursor<Document>) -> StoreResult<Vec
         .iter()
         .filter_map(|d| d.get_object_id("_id").ok())
         .collect())
-}
-
-fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    match &*e.kind {
-        ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == 11000,
-        ErrorKind::InsertMany(im) => im
-            .write_errors
-            .as_ref()
-            .is_some_and(|errs| errs.iter().all(|we| we.code == 11000)),
-        _ => e.to_string().contains("E11000"),
-    }
 }

@@ -6,15 +6,22 @@
 //! - `pcm_chunks`: normalized 16-bit PCM per file and channel, in fixed-size chunks so any
 //!   worker on any host can read any time range of it.
 //! - `stage_metrics`: cumulative per-stage run counters and duration histograms ([`stage_metrics`]).
+//! - `webhook_outbox` and `webhook_tokens`: durable webhook deliveries and the tokens clients
+//!   validated ([`webhooks`]).
+//!
+//! Every driver error becomes a [`StoreError`] through one classifier ([`StoreError::from_mongo`]),
+//! so an outage is told apart from a real error the same way everywhere.
 //!
 //! Every state transition is one atomic `find_one_and_update` whose filter states what the
 //! caller expects; a caller whose expectation no longer holds gets `None` and does nothing.
 
 mod audiofiles;
+mod error;
 pub mod figures;
 mod pcm;
 mod segments;
 pub mod stage_metrics;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -23,70 +30,13 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 pub use audiofiles::{Registration, StartOutcome, StopOutcome};
+use error::{is_duplicate_key, MongoResultExt};
+pub use error::{StoreError, StoreResult};
 pub use pcm::{PcmChunk, PcmWriter, CHUNK_SAMPLES};
 pub use segments::SegmentOutcome;
 
 use crate::config::Settings;
 use crate::domain::{AudioFile, Segment};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("MongoDB is unavailable: {0}")]
-    Unavailable(String),
-    #[error("MongoDB error: {0}")]
-    Database(#[from] mongodb::error::Error),
-    #[error("stored document is malformed: {0}")]
-    Malformed(String),
-}
-
-impl StoreError {
-    /// Classifies a driver error: outages (retry later, HTTP 503) or real errors.
-    pub fn from_mongo(e: mongodb::error::Error) -> Self {
-        if is_outage(&e) {
-            StoreError::Unavailable(e.to_string())
-        } else {
-            StoreError::Database(e)
-        }
-    }
-
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
-    }
-}
-
-/// Server error codes that mean "the server is going away or unreachable", not "this request is
-/// wrong": host unreachable/not found, network timeout, shutdown in progress, not primary,
-/// interrupted at shutdown, socket exception.
-const OUTAGE_CODES: [i32; 12] = [
-    6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
-];
-
-/// Whether an error means MongoDB is down or restarting (retry later) rather than a bad request.
-fn is_outage(e: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    match &*e.kind {
-        ErrorKind::ServerSelection { .. }
-        | ErrorKind::Io(_)
-        | ErrorKind::ConnectionPoolCleared { .. } => true,
-        ErrorKind::Command(c) => OUTAGE_CODES.contains(&c.code),
-        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => OUTAGE_CODES.contains(&w.code),
-        _ => {
-            e.contains_label("RetryableWriteError") || e.contains_label("TransientTransactionError")
-        }
-    }
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
-
-trait MongoResultExt<T> {
-    fn store(self) -> StoreResult<T>;
-}
-
-impl<T> MongoResultExt<T> for Result<T, mongodb::error::Error> {
-    fn store(self) -> StoreResult<T> {
-        self.map_err(StoreError::from_mongo)
-    }
-}
 
 #[derive(Clone)]
 pub struct Store {
@@ -169,7 +119,24 @@ impl Store {
             ))
             .await
             .store()?;
-        Ok(())
+        self.ensure_webhook_indexes().await
+    }
+
+    /// Documents of a collection as stored, sorted by id: for the query endpoint, which
+    /// decides itself which collections and fields it shows.
+    pub async fn find_documents(
+        &self,
+        collection: &str,
+        filter: Document,
+        projection: Document,
+    ) -> StoreResult<mongodb::Cursor<Document>> {
+        self.db
+            .collection::<Document>(collection)
+            .find(filter)
+            .projection(projection)
+            .sort(doc! {"_id": 1})
+            .await
+            .store()
     }
 
     /// Removes everything derived from a file (segments and normalized audio); the record is

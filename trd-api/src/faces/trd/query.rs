@@ -10,12 +10,14 @@ use rocket::http::uri::Origin;
 use rocket::http::ContentType;
 use rocket::response::stream::ByteStream;
 use rocket::{get, State};
+use serde::Serialize;
 use serde_json::Value;
 use trd_core::domain::{Control, SegmentStatus, Status};
+use utoipa::ToSchema;
 
+use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use crate::guards::App;
-use crate::view;
+use crate::shapes::http_date;
 
 /// How a field's value is read from the query string; `None`: it can be projected, not
 /// filtered on.
@@ -190,18 +192,32 @@ fn typed(field: &str, value: &str, filter: Filter) -> ApiResult<Bson> {
 fn to_json(value: Bson) -> Value {
     match value {
         Bson::ObjectId(id) => Value::String(id.to_hex()),
-        Bson::DateTime(d) => Value::String(view::http_date(d)),
+        Bson::DateTime(d) => Value::String(http_date(d)),
         Bson::Document(d) => Value::Object(d.into_iter().map(|(k, v)| (k, to_json(v))).collect()),
         Bson::Array(a) => Value::Array(a.into_iter().map(to_json).collect()),
         other => other.into_relaxed_extjson(),
     }
 }
 
-fn mongo_error(e: mongodb::error::Error) -> ApiError {
-    trd_core::store::StoreError::from_mongo(e).into()
+/// Which collection the query reads (contract section 7).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryCollection {
+    Audiofiles,
+    Segments,
 }
 
-#[utoipa::path(tag = "query", summary = "Matching documents as newline-delimited JSON", description = "Equality filters on listed fields (`field=value`, repeatable: any value matches) and an optional projection (`project=field`, repeatable).", params(("collection" = crate::openapi::QueryCollection, Path), ("project" = Option<Vec<String>>, Query, description = "Fields to return")), responses((status = 200, description = "One JSON document per line", content_type = "application/x-ndjson", body = String), (status = "default", description = "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(
+    tag = "query",
+    summary = "Matching documents as newline-delimited JSON",
+    description = "Equality filters on listed fields (`field=value`, repeatable: any value \
+        matches) and an optional projection (`project=field`, repeatable).",
+    params(
+        ("collection" = QueryCollection, Path),
+        ("project" = Option<Vec<String>>, Query, description = "Fields to return"),
+    ),
+    responses((status = 200, description = "One JSON document per line", content_type = "application/x-ndjson", body = String))
+)]
 #[get("/query/collection/<collection>")]
 pub async fn query_collection(
     app: &State<App>,
@@ -220,13 +236,8 @@ pub async fn query_collection(
     let (filter, projection) = collection.parse(&query)?;
     let cursor = app
         .store
-        .database()
-        .collection::<Document>(collection.name)
-        .find(filter)
-        .projection(projection)
-        .sort(doc! {"_id": 1})
-        .await
-        .map_err(mongo_error)?;
+        .find_documents(collection.name, filter, projection)
+        .await?;
     let name = collection.name;
     // Headers are gone once the first line is out: a later failure can only end the stream.
     let lines = cursor
@@ -273,6 +284,33 @@ mod tests {
             doc! {"status": {"$in": ["RECOGNIZED", "DIARIZED"]}, "size": 42i64}
         );
         assert_eq!(projection, doc! {"filename": 1});
+    }
+
+    /// The fields a query may read are the contract shapes' own (plus the ids that link a
+    /// segment to its file): a field added to a shape must be listed here, or the test fails.
+    #[test]
+    fn listed_fields_are_the_contract_shapes_fields() {
+        use std::collections::BTreeSet;
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        use utoipa::PartialSchema;
+
+        fn properties<T: PartialSchema>() -> BTreeSet<String> {
+            match T::schema() {
+                RefOr::T(Schema::Object(o)) => o.properties.keys().cloned().collect(),
+                _ => panic!("not an object schema"),
+            }
+        }
+        fn listed(name: &str) -> BTreeSet<String> {
+            let c = Collection::find(name).unwrap();
+            c.fields.iter().map(|(f, _)| (*f).to_owned()).collect()
+        }
+        let mut record = properties::<crate::shapes::RecordView>();
+        record.remove("webhooks");
+        assert_eq!(listed("audiofiles"), record);
+        let mut segment = properties::<crate::shapes::SegmentView>();
+        segment.extend(["_id".to_owned(), "audiofile_id".to_owned()]);
+        assert_eq!(listed("segments"), segment);
     }
 
     #[test]

@@ -1,0 +1,8 @@
+//! The protocols TRD speaks, one face each. A face parses its protocol's requests into calls
+//! of the job core ([`crate::jobs`]) and renders the domain result in its protocol's shapes
+//! (formats live in `trd-export`). Adding a protocol is a new module here plus, if it needs
+//! one, a format in `trd-export`; nothing else changes.
+//!
+//! - [`trd`]: TRD's own folder-batch API under `/trd` (`../shared/reference/trd-api.md`).
+
+pub mod trd;

@@ -1,0 +1,165 @@
+//! `/trd/audiofile/...`: records, registration of files on disk, deletion.
+
+use rocket::http::uri::{fmt::Path as UriPath, Segments};
+use rocket::serde::json::Json;
+use rocket::{delete, get, State};
+use trd_core::domain::{FileLocation, FileName};
+
+use super::{parse_batch, parse_id};
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::Audio;
+use crate::shapes::{RecordUrls, RecordView, UrlMap};
+
+#[utoipa::path(
+    tag = "audiofile",
+    summary = "A file's record, with its webhook deliveries",
+    params(("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "The file's id")),
+    responses((status = 200, description = "The record", body = RecordView))
+)]
+#[get("/audiofile/<id>", rank = 3)]
+pub async fn get_record(app: &State<App>, id: &str) -> ApiResult<Json<RecordView>> {
+    let record = app.jobs.record(parse_id(id)?.object_id()).await?;
+    let deliveries = app.store.deliveries_of(record.id).await?;
+    Ok(Json(RecordView::from(&record).with_deliveries(&deliveries)))
+}
+
+#[utoipa::path(
+    tag = "audiofile",
+    summary = "Every record",
+    responses((status = 200, description = "The records", body = Vec<RecordView>))
+)]
+#[get("/audiofile/list")]
+pub async fn list_all(app: &State<App>) -> ApiResult<Json<Vec<RecordView>>> {
+    let records = app.store.list(None).await?;
+    Ok(Json(records.iter().map(RecordView::from).collect()))
+}
+
+#[utoipa::path(
+    tag = "audiofile",
+    summary = "The records of a batch",
+    params(("batch" = String, Path, description = "The batch (a folder of the work directory)")),
+    responses((status = 200, description = "The records (empty for an unknown batch)", body = Vec<RecordView>))
+)]
+#[get("/audiofile/list/batch/<batch>")]
+pub async fn list_batch(app: &State<App>, batch: &str) -> ApiResult<Json<Vec<RecordView>>> {
+    let batch = parse_batch(batch)?;
+    let records = app.store.list(Some(Some(&batch))).await?;
+    Ok(Json(records.iter().map(RecordView::from).collect()))
+}
+
+/// Registers a file directly in the work directory (files without a batch).
+#[utoipa::path(
+    tag = "audiofile",
+    summary = "Register a file already in the work directory",
+    params(("filename" = String, Path, description = "Path of the file inside the work directory")),
+    responses((status = 200, description = "The record", body = RecordView))
+)]
+#[get("/audiofile/create/<filename..>", rank = 2)]
+pub async fn create_file(
+    app: &State<App>,
+    filename: Segments<'_, UriPath>,
+) -> ApiResult<Json<RecordView>> {
+    let raw: Vec<&str> = filename.collect();
+    if raw.first() == Some(&"batch") {
+        return Err(ApiError::BadRequest(
+            "use /trd/audiofile/create/batch/{batch} to register a batch".into(),
+        ));
+    }
+    let location = FileLocation {
+        batch: None,
+        filename: FileName::parse(&raw.join("/"))?,
+    };
+    let record = app.jobs.submit(&location, Audio::InWorkdir).await?;
+    Ok(Json(RecordView::from(&record)))
+}
+
+/// Registers every file of a batch folder.
+#[utoipa::path(
+    tag = "audiofile",
+    summary = "Register every file of a batch folder",
+    params(("batch" = String, Path, description = "The batch (a folder of the work directory)")),
+    responses((status = 200, description = "filename → record URL", body = UrlMap))
+)]
+#[get("/audiofile/create/batch/<batch>")]
+pub async fn create_batch(
+    app: &State<App>,
+    urls: RecordUrls,
+    batch: &str,
+) -> ApiResult<Json<UrlMap>> {
+    let batch = parse_batch(batch)?;
+    let dir = app.settings.workdir.join(batch.as_str());
+    if !dir.is_dir() {
+        return Err(ApiError::NotFound(format!(
+            "no batch folder '{batch}' in the work directory"
+        )));
+    }
+    let files = tokio::task::spawn_blocking(move || crate::watcher::list_files(&dir))
+        .await
+        .map_err(|e| ApiError::internal("listing the batch folder", e))?;
+    let mut records = Vec::new();
+    for path in files {
+        let Some(location) = FileLocation::from_path(&app.settings.workdir, &path) else {
+            continue;
+        };
+        records.push(app.jobs.submit(&location, Audio::InWorkdir).await?);
+    }
+    Ok(Json(urls.map(&records)))
+}
+
+#[utoipa::path(
+    tag = "audiofile",
+    summary = "Delete a record and its transcription data",
+    params(
+        ("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "The file's id"),
+        ("deleteOnDisk" = Option<bool>, Query, description = "Delete the audio file too"),
+    ),
+    responses((status = 200, description = "The removed record", body = RecordView))
+)]
+#[delete("/audiofile/delete/<id>?<deleteOnDisk>", rank = 2)]
+#[allow(non_snake_case)]
+pub async fn delete_file(
+    app: &State<App>,
+    id: &str,
+    deleteOnDisk: Option<bool>,
+) -> ApiResult<Json<RecordView>> {
+    let id = parse_id(id)?;
+    let removed = app
+        .jobs
+        .delete(id.object_id(), deleteOnDisk.unwrap_or(false))
+        .await?;
+    Ok(Json(RecordView::from(&removed)))
+}
+
+#[utoipa::path(
+    tag = "audiofile",
+    summary = "Delete a batch's records",
+    params(
+        ("batch" = String, Path, description = "The batch (a folder of the work directory)"),
+        ("deleteOnDisk" = Option<bool>, Query, description = "Delete the audio files too"),
+    ),
+    responses((status = 200, description = "The removed records", body = Vec<RecordView>))
+)]
+#[delete("/audiofile/delete/batch/<batch>?<deleteOnDisk>")]
+#[allow(non_snake_case)]
+pub async fn delete_batch(
+    app: &State<App>,
+    batch: &str,
+    deleteOnDisk: Option<bool>,
+) -> ApiResult<Json<Vec<RecordView>>> {
+    let batch = parse_batch(batch)?;
+    let records = app.store.list(Some(Some(&batch))).await?;
+    if records.is_empty() {
+        return Err(ApiError::NotFound(format!("no batch '{batch}'")));
+    }
+    let mut removed = Vec::new();
+    for r in records {
+        match app.jobs.delete(r.id, deleteOnDisk.unwrap_or(false)).await {
+            Ok(gone) => removed.push(RecordView::from(&gone)),
+            // Deleted meanwhile by another caller: not ours to report.
+            Err(crate::jobs::JobError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json(removed))
+}

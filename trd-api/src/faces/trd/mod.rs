@@ -1,0 +1,56 @@
+//! TRD's own API, the contract of `../shared/reference/trd-api.md`, mounted under `/trd`: one
+//! module per endpoint group. Its JSON shapes are [`crate::shapes`].
+//!
+//! - [`audiofile`]: records, registration of files on disk, deletion;
+//! - [`upload`]: files uploaded into the work directory;
+//! - [`transcription`]: start, stop, reset, status and results;
+//! - [`start_query`]: the start parameters (`lm.uri`, `hints.words`, `webhook`…);
+//! - [`webhook`]: `whoami` and the validation of callback targets;
+//! - [`query`]: raw records as newline-delimited JSON.
+
+pub mod audiofile;
+pub mod query;
+pub mod start_query;
+pub mod transcription;
+pub mod upload;
+pub mod webhook;
+
+use trd_core::domain::{AudioFileId, BatchName};
+
+use crate::error::ApiError;
+
+/// Every route of the face, relative to `/trd`.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![
+        audiofile::get_record,
+        audiofile::list_all,
+        audiofile::list_batch,
+        audiofile::create_file,
+        audiofile::create_batch,
+        audiofile::delete_file,
+        audiofile::delete_batch,
+        transcription::start_one,
+        transcription::start_batch,
+        transcription::stop_one,
+        transcription::stop_batch,
+        transcription::reset_one,
+        transcription::reset_batch,
+        transcription::status_one,
+        transcription::status_batch,
+        transcription::result_one,
+        transcription::result_batch,
+        query::query_collection,
+        upload::upload,
+        webhook::whoami,
+        webhook::validate_get,
+        webhook::validate_post,
+    ]
+}
+
+pub(crate) fn parse_id(raw: &str) -> Result<AudioFileId, ApiError> {
+    Ok(AudioFileId::parse(raw)?)
+}
+
+pub(crate) fn parse_batch(raw: &str) -> Result<BatchName, ApiError> {
+    Ok(BatchName::parse(raw)?)
+}

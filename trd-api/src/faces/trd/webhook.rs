@@ -1,0 +1,131 @@
+//! `/trd/webhook/...`: who the caller is, and whether the service can reach a callback target.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rocket::serde::json::Json;
+use rocket::{get, post, State};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::webhooks::allow::AllowList;
+use crate::webhooks::deliver::{reachable, SendError};
+
+/// The caller's IP address, as a JSON string.
+#[utoipa::path(
+    tag = "webhook",
+    summary = "The caller's IP address",
+    responses((status = 200, description = "The address, a JSON string", body = String, content_type = "application/json"))
+)]
+#[get("/webhook/whoami")]
+pub fn whoami(ip: Option<IpAddr>) -> Json<String> {
+    Json(ip.map(|i| i.to_string()).unwrap_or_default())
+}
+
+/// Optional JSON body of `POST /trd/webhook/validate/{host}/{port}`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ValidateRequest {
+    /// PEM certificate to trust for HTTPS; empty or absent: plain HTTP.
+    #[serde(default)]
+    crt: String,
+    /// Sent back with every webhook delivery to this host and port.
+    #[serde(default)]
+    token: String,
+}
+
+#[utoipa::path(
+    tag = "webhook",
+    summary = "Check that a webhook target is reachable",
+    params(
+        ("host" = String, Path),
+        ("port" = u16, Path),
+        ("timeout" = Option<f64>, Query, description = "Seconds per attempt (0.1–60, default 5)"),
+        ("retries" = Option<u32>, Query, description = "Extra attempts (at most 10)"),
+    ),
+    responses((status = 200, description = "Whether it answered", body = bool, content_type = "application/json"))
+)]
+#[get("/webhook/validate/<host>/<port>?<timeout>&<retries>")]
+pub async fn validate_get(
+    app: &State<App>,
+    host: &str,
+    port: u16,
+    timeout: Option<f64>,
+    retries: Option<u32>,
+) -> ApiResult<Json<bool>> {
+    validate(
+        app,
+        host,
+        port,
+        timeout,
+        retries,
+        ValidateRequest::default(),
+    )
+    .await
+}
+
+#[utoipa::path(
+    tag = "webhook",
+    summary = "Check a webhook target and remember its token (and certificate)",
+    params(
+        ("host" = String, Path),
+        ("port" = u16, Path),
+        ("timeout" = Option<f64>, Query, description = "Seconds per attempt (0.1–60, default 5)"),
+        ("retries" = Option<u32>, Query, description = "Extra attempts (at most 10)"),
+    ),
+    request_body(content = Option<ValidateRequest>, content_type = "application/json"),
+    responses((status = 200, description = "Whether it answered", body = bool, content_type = "application/json"))
+)]
+#[post("/webhook/validate/<host>/<port>?<timeout>&<retries>", data = "<body>")]
+pub async fn validate_post(
+    app: &State<App>,
+    host: &str,
+    port: u16,
+    timeout: Option<f64>,
+    retries: Option<u32>,
+    body: Option<Json<ValidateRequest>>,
+) -> ApiResult<Json<bool>> {
+    validate(
+        app,
+        host,
+        port,
+        timeout,
+        retries,
+        body.map(|b| b.into_inner()).unwrap_or_default(),
+    )
+    .await
+}
+
+async fn validate(
+    app: &App,
+    host: &str,
+    port: u16,
+    timeout: Option<f64>,
+    retries: Option<u32>,
+    body: ValidateRequest,
+) -> ApiResult<Json<bool>> {
+    if host.is_empty()
+        || host.len() > 253
+        || host
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c.is_whitespace())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "'{host}' is not a host name or address"
+        )));
+    }
+    let timeout = Duration::from_secs_f64(timeout.unwrap_or(5.0).clamp(0.1, 60.0));
+    let retries = retries.unwrap_or(0).min(10);
+    let allow = AllowList::new(&app.settings.webhook_allow);
+    let ok = match reachable(&allow, host, port, &body.crt, timeout, retries).await {
+        Ok(ok) => ok,
+        Err(SendError::Refused(r)) => return Err(ApiError::Forbidden(r.to_string())),
+        Err(SendError::BadCertificate(e)) => return Err(ApiError::BadRequest(format!("crt: {e}"))),
+        Err(e) => return Err(ApiError::BadRequest(e.to_string())),
+    };
+    app.store
+        .remember_validation(&format!("{host}:{port}"), &body.token, &body.crt)
+        .await?;
+    Ok(Json(ok))
+}

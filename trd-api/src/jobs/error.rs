@@ -1,0 +1,64 @@
+//! What can go wrong with a job, whatever protocol asked: each face turns it into its own error
+//! shape ([`crate::error::ApiError`] for TRD's).
+
+use mongodb::bson::oid::ObjectId;
+use trd_core::domain::{Control, FileLocation};
+use trd_core::queue::QueueError;
+use trd_core::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("no audio file with id {0}")]
+    NotFound(ObjectId),
+    #[error("file {id} cannot be started: its control is {control} (only IDLE or PAUSED files start; reset a FINISHED or FAILED file first)")]
+    NotStartable { id: ObjectId, control: Control },
+    #[error("file {id} is not running (its control is {control})")]
+    NotRunning { id: ObjectId, control: Control },
+    #[error("'{}' exists already in this batch; delete it or upload under another name", .0.filename)]
+    NameTaken(FileLocation),
+    /// The options ask for something the service cannot do (an unknown model, a webhook it
+    /// may not call, impossible speaker counts).
+    #[error("{0}")]
+    InvalidOptions(String),
+    #[error("no file '{0}' in the work directory")]
+    NoSuchAudio(String),
+    #[error("'{0}' is not a valid file location inside the work directory")]
+    InvalidLocation(String),
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+impl JobError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        JobError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl From<crate::registry::RegisterError> for JobError {
+    fn from(e: crate::registry::RegisterError) -> Self {
+        use crate::registry::RegisterError;
+        match e {
+            RegisterError::InvalidLocation(p) => JobError::InvalidLocation(p),
+            RegisterError::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                JobError::NoSuchAudio(path)
+            }
+            RegisterError::Io { path, source } => {
+                JobError::io(format!("cannot read {path}"), source)
+            }
+            RegisterError::Store(e) => JobError::Store(e),
+        }
+    }
+}
+
+pub type JobResult<T> = Result<T, JobError>;

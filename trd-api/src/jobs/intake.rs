@@ -1,0 +1,117 @@
+//! Audio in: stored in the work directory under its name (never replacing a file there), then
+//! registered before the caller hears back, so an answered submit is never lost.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use trd_core::domain::{AudioFile, FileLocation};
+
+use super::{JobError, JobResult, Jobs};
+use crate::registry::register_path;
+
+/// Audio is spooled here before it takes its name: inside the work directory (so naming it is
+/// a link on the same file system) but hidden (so the watcher never sees a partial file).
+pub const SPOOL_DIR: &str = ".trd-uploads";
+
+/// The audio a job is made from.
+pub enum Audio {
+    /// The file is in the work directory already, at the job's location.
+    InWorkdir,
+    /// A complete file in [`SPOOL_DIR`] (an upload Rocket spooled); it is moved into place.
+    Spooled(PathBuf),
+    /// The whole file in memory.
+    Bytes(Vec<u8>),
+    /// The file as a stream, written to disk as it arrives.
+    Stream(Pin<Box<dyn AsyncRead + Send>>),
+}
+
+impl Jobs {
+    /// Where spooled audio waits, created if needed.
+    pub fn spool_path(&self) -> PathBuf {
+        let name = format!("{}.part", mongodb::bson::oid::ObjectId::new().to_hex());
+        self.settings.workdir.join(SPOOL_DIR).join(name)
+    }
+
+    /// Stores `audio` at `location` and registers it; the record is IDLE/INITIAL (or, for a
+    /// file already registered, as it is). A name in use is [`JobError::NameTaken`].
+    pub async fn submit(&self, location: &FileLocation, audio: Audio) -> JobResult<AudioFile> {
+        let target = location.path_in(&self.settings.workdir);
+        let spooled = match audio {
+            Audio::InWorkdir => {
+                if !target.is_file() {
+                    return Err(JobError::NoSuchAudio(location.filename.to_string()));
+                }
+                return self.register(&target).await;
+            }
+            Audio::Spooled(path) => path,
+            Audio::Bytes(bytes) => {
+                let path = self.spool_path();
+                self.spool(&path, &mut bytes.as_slice()).await?;
+                path
+            }
+            Audio::Stream(mut reader) => {
+                let path = self.spool_path();
+                self.spool(&path, &mut reader).await?;
+                path
+            }
+        };
+        let placed = self.place(location, &spooled).await;
+        let _ = std::fs::remove_file(&spooled);
+        placed?;
+        self.register(&target).await
+    }
+
+    async fn spool(
+        &self,
+        path: &std::path::Path,
+        reader: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> JobResult<()> {
+        let context = || "spooling the audio".to_owned();
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| JobError::io(context(), e))?;
+        }
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| JobError::io(context(), e))?;
+        let copied = async {
+            tokio::io::copy(reader, &mut file).await?;
+            file.flush().await
+        }
+        .await;
+        if let Err(e) = copied {
+            let _ = tokio::fs::remove_file(path).await;
+            return Err(JobError::io(context(), e));
+        }
+        Ok(())
+    }
+
+    /// Gives the spooled file its name. A hard link never replaces an existing file, so two
+    /// submits of one name cannot both win.
+    async fn place(&self, location: &FileLocation, spooled: &std::path::Path) -> JobResult<()> {
+        let target = location.path_in(&self.settings.workdir);
+        if target.exists() || self.store.find_by_location(location).await?.is_some() {
+            return Err(JobError::NameTaken(location.clone()));
+        }
+        let parent = target
+            .parent()
+            .expect("a file inside the work directory has a parent");
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| JobError::io("creating the batch folder", e))?;
+        match std::fs::hard_link(spooled, &target) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(JobError::NameTaken(location.clone()))
+            }
+            Err(e) => Err(JobError::io("storing the audio", e)),
+        }
+    }
+
+    async fn register(&self, path: &std::path::Path) -> JobResult<AudioFile> {
+        let registration = register_path(&self.store, &self.settings.workdir, path).await?;
+        Ok(registration.record().clone())
+    }
+}

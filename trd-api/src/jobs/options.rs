@@ -1,0 +1,87 @@
+//! The start options any protocol may set, checked before anything is queued: a job that would
+//! fail later for a reason known now is refused now.
+
+use trd_core::domain::StartOptions;
+
+use super::{JobError, JobResult, Jobs};
+use crate::webhooks::allow::AllowList;
+
+/// Diarization modes the diarizer knows.
+pub const DIARIZATION_MODES: [&str; 4] = ["auto", "speaker", "channel", "none"];
+
+/// Speaker counts the diarizer can be held to.
+pub const SPEAKERS: std::ops::RangeInclusive<u32> = 1..=32;
+
+impl Jobs {
+    /// Refuses options the service cannot honour: an unknown model, an unknown diarization
+    /// mode, impossible speaker counts, a webhook it may never call.
+    pub async fn check_options(&self, options: &StartOptions) -> JobResult<()> {
+        let invalid = |message: String| Err(JobError::InvalidOptions(message));
+        if let Some(model) = &options.model {
+            if self.settings.model_dir(model).is_none() {
+                let known: Vec<&str> = self.settings.models.keys().map(String::as_str).collect();
+                return invalid(format!(
+                    "unknown recognition model 'lm.uri={model}'; configured models: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        if let Some(mode) = &options.diarization {
+            if !DIARIZATION_MODES.contains(&mode.as_str()) {
+                return invalid(format!(
+                    "diarization '{mode}' is not one of {}",
+                    DIARIZATION_MODES.join(", ")
+                ));
+            }
+        }
+        for (name, count) in [
+            ("min_speakers", options.min_speakers),
+            ("max_speakers", options.max_speakers),
+        ] {
+            if let Some(n) = count.filter(|n| !SPEAKERS.contains(n)) {
+                return invalid(format!(
+                    "{name} must be a whole number from {} to {}, not '{n}'",
+                    SPEAKERS.start(),
+                    SPEAKERS.end()
+                ));
+            }
+        }
+        if let (Some(min), Some(max)) = (options.min_speakers, options.max_speakers) {
+            if min > max {
+                return invalid(format!("min_speakers {min} is above max_speakers {max}"));
+            }
+        }
+        self.check_webhook_targets(&options.webhooks).await
+    }
+
+    /// Refuses webhook URLs the service would never be allowed to call.
+    async fn check_webhook_targets(&self, webhooks: &[String]) -> JobResult<()> {
+        if webhooks.is_empty() {
+            return Ok(());
+        }
+        let allow = AllowList::new(&self.settings.webhook_allow);
+        for url in webhooks {
+            let refused =
+                |why: String| Err(JobError::InvalidOptions(format!("webhook '{url}': {why}")));
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(JobError::InvalidOptions(format!(
+                    "webhook '{url}' must be an http:// or https:// URL"
+                )));
+            }
+            let parsed = match reqwest::Url::parse(url) {
+                Ok(parsed) => parsed,
+                Err(e) => return refused(e.to_string()),
+            };
+            let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default())
+            else {
+                return Err(JobError::InvalidOptions(format!(
+                    "webhook '{url}' has no host"
+                )));
+            };
+            if let Err(e) = allow.check(host, port).await {
+                return refused(e.to_string());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! Batch figures shared between polls. Figures that take long to sum (batches of thousands of
+//! files) are served from a snapshot while it is fresh enough, and one past its refresh time is
+//! refreshed in the background, so polling never waits for MongoDB to sum the batch again.
+//! Quick batches are always summed on the spot. The cache is managed state of one API
+//! instance ([`crate::App::figures`]), so two instances in one process never share figures.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use trd_core::domain::BatchName;
+
+use crate::shapes::BatchStatus;
+
+/// Summing a batch longer than this makes its figures worth sharing between polls.
+const SLOW_FIGURES: Duration = Duration::from_millis(25);
+/// Shortest time between two summings of a shared batch.
+const SNAPSHOT_REFRESH: Duration = Duration::from_secs(1);
+
+struct Snapshot {
+    figures: BatchStatus,
+    /// When the summing began: the figures are at least that old.
+    taken: Instant,
+    /// How long the summing took.
+    cost: Duration,
+    refreshing: bool,
+}
+
+impl Snapshot {
+    /// Re-summing at most a fifth of the time keeps MongoDB free for the pipeline.
+    fn refresh_after(&self) -> Duration {
+        SNAPSHOT_REFRESH.max(self.cost * 4)
+    }
+
+    /// Long enough for a background refresh to land before the snapshot expires.
+    fn serve_for(&self) -> Duration {
+        self.refresh_after() + self.cost * 4
+    }
+}
+
+/// What a poll finds in the cache.
+pub enum Cached {
+    /// Fresh figures; `refresh` says the caller should re-sum them in the background (it is
+    /// the only caller told so until the refresh lands).
+    Hit {
+        figures: BatchStatus,
+        refresh: bool,
+    },
+    Miss,
+}
+
+#[derive(Clone, Default)]
+pub struct FigureCache(Arc<Mutex<HashMap<BatchName, Snapshot>>>);
+
+impl FigureCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BatchName, Snapshot>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, batch: &BatchName) -> Cached {
+        let mut shared = self.lock();
+        let Some(s) = shared.get_mut(batch) else {
+            return Cached::Miss;
+        };
+        let age = s.taken.elapsed();
+        if age >= s.serve_for() {
+            return Cached::Miss;
+        }
+        let refresh = age >= s.refresh_after() && !s.refreshing;
+        if refresh {
+            s.refreshing = true;
+        }
+        Cached::Hit {
+            figures: s.figures.clone(),
+            refresh,
+        }
+    }
+
+    /// Keeps figures that took `cost` to sum (from `taken` on) if they were slow to make,
+    /// forgets the batch's snapshot otherwise; drops expired snapshots of every batch.
+    pub fn put(&self, batch: &BatchName, figures: &BatchStatus, taken: Instant, cost: Duration) {
+        let mut shared = self.lock();
+        shared.retain(|_, s| s.taken.elapsed() < s.serve_for());
+        if cost >= SLOW_FIGURES {
+            let snapshot = Snapshot {
+                figures: figures.clone(),
+                taken,
+                cost,
+                refreshing: false,
+            };
+            shared.insert(batch.clone(), snapshot);
+        } else {
+            shared.remove(batch);
+        }
+    }
+
+    pub fn forget(&self, batch: &BatchName) {
+        self.lock().remove(batch);
+    }
+}
