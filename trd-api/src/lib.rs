@@ -108,8 +108,8 @@ fn strip_trailing_slash(req: &mut rocket::Request<'_>) {
 
 /// The whole life of the API process.
 pub async fn main() -> anyhow::Result<()> {
-    trd_core::worker::init_logging();
     let settings = Settings::load()?;
+    trd_core::logging::init_logging(settings.log_format);
     let shutdown = CancellationToken::new();
     let rocket = build(settings, shutdown.clone()).await?;
     rocket.launch().await?;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::cli::{encode, Target};
 use crate::client::{Api, CliError, CliResult};
+use crate::target::{encode, Target};
 
 pub fn download(
     api: &Api,

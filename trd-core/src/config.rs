@@ -8,6 +8,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::logging::LogFormat;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     /// MongoDB connection string.
@@ -63,6 +65,14 @@ pub struct Settings {
     pub webhook_backoff_ms: u64,
     /// Time limit of one webhook request.
     pub webhook_timeout_ms: u64,
+    /// `text` for people, `json` for log collectors: one JSON object per line.
+    pub log_format: LogFormat,
+    /// How this host is named in the leases its workers hold (with the process id, so a
+    /// person can tell which process holds a file). Defaults to the machine's host name.
+    pub worker_name: String,
+    /// The directory holding the diarizer's voice-activity and speaker-embedding weights
+    /// (`scripts/lib/provision-diarizer.sh` fills it).
+    pub diarizer_models: PathBuf,
 }
 
 impl Default for Settings {
@@ -109,6 +119,9 @@ impl Default for Settings {
             webhook_max_attempts: 8,
             webhook_backoff_ms: 1_000,
             webhook_timeout_ms: 10_000,
+            log_format: LogFormat::default(),
+            worker_name: gethostname::gethostname().to_string_lossy().into_owned(),
+            diarizer_models: cache.join("diarizer-models"),
         }
     }
 }
@@ -179,6 +192,9 @@ impl Settings {
         }
         if self.max_delivery_attempts == 0 {
             return invalid("max_delivery_attempts", "must be at least 1");
+        }
+        if self.worker_name.is_empty() {
+            return invalid("worker_name", "must not be empty");
         }
         Ok(())
     }

@@ -3,12 +3,14 @@
 //! - [`domain`]: the types every crate speaks — ids, batch and file names (parsed once, at the
 //!   boundary), the control/status state machines, the stored records.
 //! - [`config`]: typed settings from defaults, `Rocket.toml` and `TRD_*` variables.
+//! - [`logging`]: structured logs, and errors written into them with their whole cause chain.
 //! - [`store`]: MongoDB, the single source of truth; every state change is one atomic update.
 //! - [`queue`]: RabbitMQ stage queues; messages are hints, never the truth.
 //! - [`worker`]: the consume → handle → commit → ack loop all pipeline workers share.
 
 pub mod config;
 pub mod domain;
+pub mod logging;
 pub mod queue;
 pub mod store;
 pub mod worker;

@@ -36,7 +36,8 @@ fn cpu_time() -> Duration {
 fn run(channels: &[Vec<i16>]) -> Run {
     let request = DiarizationRequest::new(channels.iter().map(Vec::as_slice).collect(), RATE, 30.0);
     let (cpu, wall) = (cpu_time(), Instant::now());
-    let turns = diarize(&request).expect("diarization runs; are the weights provisioned?");
+    let turns = diarize(&request, &common::models())
+        .expect("diarization runs; are the weights provisioned?");
     Run {
         turns,
         cpu: cpu_time() - cpu,

@@ -1,7 +1,7 @@
 //! Groups speaker embeddings by voice: spectral clustering on a pruned cosine-similarity graph,
 //! with the number of speakers read from the Laplacian's largest eigengap.
 
-use crate::diarize::DiarizeError;
+use crate::error::DiarizeError;
 use crate::linalg::symmetric_eigen;
 
 /// How many speakers a clustering may find: `1 <= min <= max`, both inclusive.

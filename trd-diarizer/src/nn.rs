@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::diarize::DiarizeError;
+use crate::error::ModelError;
 
 /// A named tensor from a weight file, row-major.
 pub struct Param {
@@ -22,14 +22,14 @@ pub struct Weights {
 }
 
 impl Weights {
-    pub fn from_safetensors(path: &Path) -> Result<Self, DiarizeError> {
+    pub fn from_safetensors(path: &Path) -> Result<Self, ModelError> {
         let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
             .map_err(|e| model_error(path, e))?;
         Self::from_tensors(path, tensors)
     }
 
     /// Reads a PyTorch `state_dict` saved with `torch.save` (a zip of pickled storages).
-    pub fn from_torch(path: &Path) -> Result<Self, DiarizeError> {
+    pub fn from_torch(path: &Path) -> Result<Self, ModelError> {
         let tensors = candle_core::pickle::read_all(path).map_err(|e| model_error(path, e))?;
         Self::from_tensors(path, tensors)
     }
@@ -37,7 +37,7 @@ impl Weights {
     fn from_tensors(
         path: &Path,
         tensors: impl IntoIterator<Item = (String, candle_core::Tensor)>,
-    ) -> Result<Self, DiarizeError> {
+    ) -> Result<Self, ModelError> {
         let tensors = tensors
             .into_iter()
             .map(|(name, tensor)| {
@@ -49,7 +49,7 @@ impl Weights {
                     .map_err(|e| model_error(path, e))?;
                 Ok((name, Param { shape, data }))
             })
-            .collect::<Result<_, DiarizeError>>()?;
+            .collect::<Result<_, ModelError>>()?;
         Ok(Self {
             path: path.to_owned(),
             tensors,
@@ -57,16 +57,16 @@ impl Weights {
     }
 
     /// The tensor `name`, which must have exactly `shape`.
-    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, DiarizeError> {
+    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
         let param = self
             .tensors
             .remove(name)
-            .ok_or_else(|| DiarizeError::BadModel {
+            .ok_or_else(|| ModelError::Malformed {
                 path: self.path.clone(),
                 reason: format!("tensor {name} is missing"),
             })?;
         if param.shape != shape {
-            return Err(DiarizeError::BadModel {
+            return Err(ModelError::Malformed {
                 path: self.path.clone(),
                 reason: format!(
                     "tensor {name} has shape {:?}, expected {shape:?}",
@@ -83,7 +83,7 @@ impl Weights {
         prefix: &str,
         channels: usize,
         affine: bool,
-    ) -> Result<Affine, DiarizeError> {
+    ) -> Result<Affine, ModelError> {
         const EPS: f32 = 1e-5;
         let mean = self.take(&format!("{prefix}.running_mean"), &[channels])?;
         let var = self.take(&format!("{prefix}.running_var"), &[channels])?;
@@ -110,10 +110,10 @@ impl Weights {
     }
 }
 
-fn model_error(path: &Path, error: candle_core::Error) -> DiarizeError {
-    DiarizeError::BadModel {
+fn model_error(path: &Path, source: candle_core::Error) -> ModelError {
+    ModelError::Unreadable {
         path: path.to_owned(),
-        reason: error.to_string(),
+        source,
     }
 }
 
@@ -195,7 +195,7 @@ impl Conv {
         in_channels: usize,
         kernel: usize,
         bias: bool,
-    ) -> Result<Self, DiarizeError> {
+    ) -> Result<Self, ModelError> {
         Self::load(weights, prefix, &[out_channels, in_channels, kernel], bias)
     }
 
@@ -205,7 +205,7 @@ impl Conv {
         out_channels: usize,
         in_channels: usize,
         kernel: usize,
-    ) -> Result<Self, DiarizeError> {
+    ) -> Result<Self, ModelError> {
         Self::load(
             weights,
             prefix,
@@ -219,7 +219,7 @@ impl Conv {
         prefix: &str,
         shape: &[usize],
         bias: bool,
-    ) -> Result<Self, DiarizeError> {
+    ) -> Result<Self, ModelError> {
         let weight = weights.take(&format!("{prefix}.weight"), shape)?;
         let bias = if bias {
             Some(weights.take(&format!("{prefix}.bias"), &shape[..1])?)

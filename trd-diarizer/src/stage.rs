@@ -2,20 +2,40 @@
 
 use mongodb::bson::doc;
 use trd_core::domain::{AudioFile, Segment, Span, Stage, StartOptions};
-use trd_core::worker::{
-    process_file_stage, Disposition, Job, StageFailure, StageWorker, WorkerContext,
-};
+use trd_core::worker::{process_file_stage, Job, StageFailure, StageWorker, WorkerContext};
 
-use crate::diarize::{diarize, DiarizationRequest, DiarizeError, SpeakerConstraint};
+use crate::diarize::{diarize, DiarizationRequest, SpeakerConstraint};
+use crate::error::{DiarizeError, ModelError};
 use crate::hearing::{heard_spans, CONTEXT_SECONDS};
+use crate::models::Models;
 
 pub struct Diarizer;
 
 impl StageWorker for Diarizer {
     const STAGE: Stage = Stage::Diarize;
 
-    async fn handle(&self, ctx: &WorkerContext, job: Job) -> Disposition {
+    async fn handle(&self, ctx: &WorkerContext, job: Job) -> Result<(), StageFailure> {
         process_file_stage(ctx, Self::STAGE, job, |record| diarize_file(ctx, record)).await
+    }
+}
+
+/// Why a file's audio could not be diarized. Each ends the file FAILED with its message: the
+/// models are the operator's to provision, the rest is the file's (or its options').
+#[derive(Debug, thiserror::Error)]
+enum DiarizationFault {
+    #[error("the file has no normalized audio channels; reset it to normalize it again")]
+    NoChannels,
+    #[error(transparent)]
+    Models(#[from] ModelError),
+    #[error(transparent)]
+    Request(#[from] DiarizeError),
+    #[error("diarization crashed: {0}")]
+    Crashed(#[source] tokio::task::JoinError),
+}
+
+impl From<DiarizationFault> for StageFailure {
+    fn from(fault: DiarizationFault) -> Self {
+        StageFailure::file_fault(fault)
     }
 }
 
@@ -29,9 +49,7 @@ async fn diarize_file(
         .map(|chs| chs.iter().map(|c| c.channel).collect())
         .unwrap_or_default();
     if channels.is_empty() {
-        return Err(StageFailure::Fatal(
-            "the file has no normalized audio channels; reset it to normalize it again".into(),
-        ));
+        return Err(DiarizationFault::NoChannels.into());
     }
     let mut pcm = Vec::with_capacity(channels.len());
     for &channel in &channels {
@@ -43,18 +61,19 @@ async fn diarize_file(
         .map_or(0.0, |c| c.len() as f64 / sample_rate as f64);
     let max_segment_seconds = ctx.settings.max_segment_seconds;
     let options = record.options.clone();
-    let turns = tokio::task::spawn_blocking(move || {
+    let models_dir = ctx.settings.diarizer_models.clone();
+    let turns = tokio::task::spawn_blocking(move || -> Result<_, DiarizationFault> {
+        let models = Models::shared(&models_dir)?;
         let mut request = DiarizationRequest::new(
             pcm.iter().map(Vec::as_slice).collect(),
             sample_rate,
             max_segment_seconds,
         );
         apply_options(&mut request, &options)?;
-        diarize(&request)
+        Ok(diarize(&request, &models)?)
     })
     .await
-    .map_err(|e| StageFailure::Fatal(format!("diarization crashed: {e}")))?
-    .map_err(|e| StageFailure::Fatal(e.to_string()))?;
+    .map_err(DiarizationFault::Crashed)??;
 
     let heard = heard_spans(&turns, duration, CONTEXT_SECONDS);
     // Turns are numbered per channel by `diarize`; map them back to the stored channel numbers.

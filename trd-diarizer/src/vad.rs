@@ -7,8 +7,11 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::diarize::DiarizeError;
+use crate::error::ModelError;
 use crate::nn::{matmul, relu, sigmoid, Conv, Weights};
+
+/// Where provisioning puts the weights, relative to the models directory.
+pub const WEIGHTS_FILE: &str = "silero-vad-6.2.3/silero_vad_16k.safetensors";
 
 pub const SAMPLE_RATE: u32 = 16_000;
 /// Samples per chunk, i.e. per probability.
@@ -35,7 +38,7 @@ pub struct SileroVad {
 }
 
 impl SileroVad {
-    pub fn load(path: &Path) -> Result<Self, DiarizeError> {
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
         let mut w = Weights::from_safetensors(path)?;
         let stft = w.take("stft_conv.weight", &[2 * BINS, 1, FFT])?;
         let convs = [

@@ -13,11 +13,14 @@ fn mono_dialogues_find_every_speaker_within_ten_percent_der() {
     let mut failures = Vec::new();
     for name in DIALOGUES {
         let channels = read_channels(&dialogues_dir().join(format!("{name}.wav")));
-        let turns = diarize(&DiarizationRequest::new(
-            channels.iter().map(Vec::as_slice).collect(),
-            16_000,
-            MAX_SEGMENT,
-        ))
+        let turns = diarize(
+            &DiarizationRequest::new(
+                channels.iter().map(Vec::as_slice).collect(),
+                16_000,
+                MAX_SEGMENT,
+            ),
+            &common::models(),
+        )
         .expect("diarization runs");
         let expected = common::reference(name)
             .iter()
@@ -63,8 +66,11 @@ fn compressed_twins_decoded_by_the_normalizer_diarize_as_well() {
                 Ok(())
             })
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let turns = diarize(&DiarizationRequest::new(vec![&pcm], 16_000, MAX_SEGMENT))
-                .expect("diarization runs");
+            let turns = diarize(
+                &DiarizationRequest::new(vec![&pcm], 16_000, MAX_SEGMENT),
+                &common::models(),
+            )
+            .expect("diarization runs");
             let report = score(name, &turns);
             eprintln!(
                 "{name}.{ext}: {} speakers, DER {:.2} %",
@@ -90,11 +96,14 @@ fn stereo_dialogues_put_each_speaker_on_their_channel() {
         for suffix in ["_stereo.wav", "_stereo_8k_ulaw.wav"] {
             let channels = read_channels(&dialogues_dir().join(format!("{name}{suffix}")));
             assert_eq!(channels.len(), 2);
-            let turns = diarize(&DiarizationRequest::new(
-                channels.iter().map(Vec::as_slice).collect(),
-                16_000,
-                MAX_SEGMENT,
-            ))
+            let turns = diarize(
+                &DiarizationRequest::new(
+                    channels.iter().map(Vec::as_slice).collect(),
+                    16_000,
+                    MAX_SEGMENT,
+                ),
+                &common::models(),
+            )
             .expect("diarization runs");
             let report = score(&format!("{name}_stereo"), &turns);
             eprintln!(
@@ -123,20 +132,23 @@ fn modes_and_constraints_shape_the_labels() {
         speakers,
         ..DiarizationRequest::new(channels.iter().map(Vec::as_slice).collect(), 16_000, 10.0)
     };
-    let none = diarize(&request(
-        DiarizationMode::None,
-        SpeakerConstraint::default(),
-    ))
+    let none = diarize(
+        &request(DiarizationMode::None, SpeakerConstraint::default()),
+        &common::models(),
+    )
     .unwrap();
     assert_eq!(speaker_count(&none), 1);
     assert!(
         none.iter().all(|t| t.end - t.start <= 10.0 + 1e-6),
         "max segment length is honoured"
     );
-    let two = diarize(&request(
-        DiarizationMode::Speaker,
-        SpeakerConstraint::exactly(2).unwrap(),
-    ))
+    let two = diarize(
+        &request(
+            DiarizationMode::Speaker,
+            SpeakerConstraint::exactly(2).unwrap(),
+        ),
+        &common::models(),
+    )
     .unwrap();
     assert_eq!(speaker_count(&two), 2);
     // Speech found is the same whatever the labelling.
@@ -149,14 +161,17 @@ fn modes_and_constraints_shape_the_labels() {
     );
 
     let stereo = read_channels(&dialogues_dir().join("dlg_104_109_stereo.wav"));
-    let by_channel = diarize(&DiarizationRequest {
-        mode: DiarizationMode::Channel,
-        ..DiarizationRequest::new(
-            stereo.iter().map(Vec::as_slice).collect(),
-            16_000,
-            MAX_SEGMENT,
-        )
-    })
+    let by_channel = diarize(
+        &DiarizationRequest {
+            mode: DiarizationMode::Channel,
+            ..DiarizationRequest::new(
+                stereo.iter().map(Vec::as_slice).collect(),
+                16_000,
+                MAX_SEGMENT,
+            )
+        },
+        &common::models(),
+    )
     .unwrap();
     assert!(
         by_channel
@@ -169,17 +184,20 @@ fn modes_and_constraints_shape_the_labels() {
 #[test]
 fn rejects_bad_input_with_typed_errors() {
     let silence = vec![0i16; 8000];
-    let err = diarize(&DiarizationRequest::new(vec![&silence], 8000, MAX_SEGMENT)).unwrap_err();
+    let err = diarize(
+        &DiarizationRequest::new(vec![&silence], 8000, MAX_SEGMENT),
+        &common::models(),
+    )
+    .unwrap_err();
     assert!(matches!(err, DiarizeError::UnsupportedSampleRate(8000)));
     assert!(matches!(
         SpeakerConstraint::between(3, 2),
         Err(DiarizeError::BadSpeakerConstraint { min: 3, max: 2 })
     ));
-    assert!(diarize(&DiarizationRequest::new(
-        vec![&silence],
-        16_000,
-        MAX_SEGMENT
-    ))
+    assert!(diarize(
+        &DiarizationRequest::new(vec![&silence], 16_000, MAX_SEGMENT),
+        &common::models()
+    )
     .unwrap()
     .is_empty());
 }

@@ -11,7 +11,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::{MetadataOptions, StandardTagKey};
 use symphonia::core::probe::Hint;
 
-use crate::normalize::NormalizeError;
+use crate::error::{describe, NormalizeError};
 
 /// AAC encoders prime the decoder with at least one frame of silence. MP4 files declare it in
 /// an edit list that the container reader does not apply; without that, one frame is the
@@ -60,7 +60,7 @@ pub struct DecodeEnd {
 
 impl AudioSource {
     pub fn open(path: &Path) -> Result<Self, NormalizeError> {
-        let file = File::open(path).map_err(|e| NormalizeError::Unreadable(e.to_string()))?;
+        let file = File::open(path).map_err(NormalizeError::Unreadable)?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         if len == 0 {
             return Err(NormalizeError::Empty);
@@ -80,7 +80,7 @@ impl AudioSource {
                 },
                 &MetadataOptions::default(),
             )
-            .map_err(|e| NormalizeError::NotAudio(describe(&e)))?;
+            .map_err(NormalizeError::NotAudio)?;
         let container = container_name(path);
         let track = probed
             .format
@@ -230,17 +230,6 @@ impl AudioSource {
             sink(&block)?;
         }
         Ok(end)
-    }
-}
-
-fn describe(e: &SymphoniaError) -> String {
-    match e {
-        SymphoniaError::IoError(io) => format!("read error: {io}"),
-        SymphoniaError::DecodeError(d) => format!("malformed data: {d}"),
-        SymphoniaError::SeekError(_) => "seek error".into(),
-        SymphoniaError::Unsupported(what) => format!("unsupported: {what}"),
-        SymphoniaError::LimitError(what) => format!("limit exceeded: {what}"),
-        SymphoniaError::ResetRequired => "stream reset required".into(),
     }
 }
 

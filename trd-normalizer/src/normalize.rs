@@ -6,45 +6,8 @@ use trd_core::domain::{AudioChannel, AudioInfo};
 
 use crate::analysis::{format_duration, format_file_date, BandwidthMeter, RedundancyMeter};
 use crate::decode::AudioSource;
+use crate::error::NormalizeError;
 use crate::resample::ChannelResampler;
-
-/// Why a file cannot be normalized; each message tells the user what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum NormalizeError {
-    #[error("the file is empty (0 bytes); upload it again")]
-    Empty,
-    #[error("the file cannot be read: {0}")]
-    Unreadable(String),
-    #[error("not a recognised audio file ({0}); supported: WAV, FLAC, MP3, Ogg Vorbis, M4A/MP4 AAC, CAF, MKV/WebM")]
-    NotAudio(String),
-    #[error("the file has no audio track")]
-    NoAudioTrack,
-    #[error("the file's header is implausible: {0}")]
-    BadHeader(String),
-    #[error(
-        "the {0} codec is not supported; convert the file to WAV, FLAC, MP3, Ogg Vorbis or AAC"
-    )]
-    UnsupportedCodec(String),
-    #[error("the file contains no decodable audio samples{0}")]
-    NoSamples(String),
-    #[error(
-        "the decoder failed on this file ({0}); convert it to WAV or FLAC and upload it again"
-    )]
-    DecoderCrashed(String),
-    /// The consumer of the PCM failed (storage trouble): not the file's fault.
-    #[error("storing the normalized audio failed: {0}")]
-    Sink(String),
-}
-
-impl NormalizeError {
-    /// Whether retrying later could succeed (the file itself is fine).
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            NormalizeError::Sink(_) | NormalizeError::Unreadable(_)
-        )
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct NormalizeReport {
@@ -81,8 +44,7 @@ fn normalize_unguarded(
     output_rate: u32,
     mut sink: impl FnMut(&[Vec<i16>]) -> Result<(), NormalizeError>,
 ) -> Result<NormalizeReport, NormalizeError> {
-    let metadata =
-        std::fs::metadata(path).map_err(|e| NormalizeError::Unreadable(e.to_string()))?;
+    let metadata = std::fs::metadata(path).map_err(NormalizeError::Unreadable)?;
     let mut source = AudioSource::open(path)?;
     let channels = source.channels;
     let input_rate = source.sample_rate;

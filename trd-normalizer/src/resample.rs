@@ -3,7 +3,7 @@
 
 use rubato::{FftFixedIn, Resampler};
 
-use crate::normalize::NormalizeError;
+use crate::error::NormalizeError;
 
 const CHUNK_FRAMES: usize = 4096;
 
@@ -36,8 +36,9 @@ impl ChannelResampler {
             2,
             channels,
         )
-        .map_err(|e| {
-            NormalizeError::BadHeader(format!("cannot resample from {input_rate} Hz: {e}"))
+        .map_err(|source| NormalizeError::UnresamplableRate {
+            rate: input_rate,
+            source,
         })?;
         let out = resampler.output_buffer_allocate(true);
         Ok(Self::Fft(Box::new(FftState {
@@ -106,7 +107,7 @@ impl FftState {
         let (_, produced) = self
             .resampler
             .process_into_buffer(&input, &mut self.out, None)
-            .map_err(|e| NormalizeError::BadHeader(format!("resampling failed: {e}")))?;
+            .map_err(NormalizeError::Resampling)?;
         for p in self.pending.iter_mut() {
             p.drain(..need);
         }

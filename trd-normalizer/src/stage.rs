@@ -1,22 +1,23 @@
 //! The normalize stage: reads the user's file from the work directory, stores per-channel PCM
 //! in MongoDB (where workers on any host can read it) and records what it learned.
 
+use std::path::PathBuf;
+
 use mongodb::bson::{self, doc, Document};
 use tokio::sync::mpsc;
-use trd_core::domain::{AudioFile, BatchName, FileLocation, FileName, Stage};
+use trd_core::domain::{AudioFile, BatchName, FileLocation, FileName, InvalidName, Stage};
 use trd_core::store::PcmWriter;
-use trd_core::worker::{
-    process_file_stage, Disposition, Job, StageFailure, StageWorker, WorkerContext,
-};
+use trd_core::worker::{process_file_stage, Job, StageFailure, StageWorker, WorkerContext};
 
-use crate::normalize::{normalize_file, NormalizeError};
+use crate::error::NormalizeError;
+use crate::normalize::normalize_file;
 
 pub struct Normalizer;
 
 impl StageWorker for Normalizer {
     const STAGE: Stage = Stage::Normalize;
 
-    async fn handle(&self, ctx: &WorkerContext, job: Job) -> Disposition {
+    async fn handle(&self, ctx: &WorkerContext, job: Job) -> Result<(), StageFailure> {
         process_file_stage(ctx, Self::STAGE, job, |record| {
             normalize_record(ctx, record)
         })
@@ -24,18 +25,42 @@ impl StageWorker for Normalizer {
     }
 }
 
-fn location_of(record: &AudioFile) -> Result<FileLocation, StageFailure> {
-    let corrupt = |e: trd_core::domain::InvalidName| {
-        StageFailure::Fatal(format!("the record's name is invalid: {e}"))
-    };
+/// Why a record's file cannot even be opened for normalization.
+#[derive(Debug, thiserror::Error)]
+enum RecordFault {
+    #[error("the record's name is invalid: {0}")]
+    InvalidName(#[source] InvalidName),
+    #[error("the audio file {} is no longer in the work directory", .0.display())]
+    Gone(PathBuf),
+    #[error("the decoder crashed on this file: {0}")]
+    DecoderCrashed(#[source] tokio::task::JoinError),
+}
+
+impl From<RecordFault> for StageFailure {
+    fn from(fault: RecordFault) -> Self {
+        StageFailure::file_fault(fault)
+    }
+}
+
+impl From<NormalizeError> for StageFailure {
+    fn from(e: NormalizeError) -> Self {
+        if e.is_transient() {
+            StageFailure::attempt(e)
+        } else {
+            StageFailure::file_fault(e)
+        }
+    }
+}
+
+fn location_of(record: &AudioFile) -> Result<FileLocation, RecordFault> {
     Ok(FileLocation {
         batch: record
             .batch
             .as_deref()
             .map(BatchName::parse)
             .transpose()
-            .map_err(corrupt)?,
-        filename: FileName::parse(&record.filename).map_err(corrupt)?,
+            .map_err(RecordFault::InvalidName)?,
+        filename: FileName::parse(&record.filename).map_err(RecordFault::InvalidName)?,
     })
 }
 
@@ -45,10 +70,7 @@ async fn normalize_record(
 ) -> Result<Document, StageFailure> {
     let path = location_of(&record)?.path_in(&ctx.settings.workdir);
     if !path.is_file() {
-        return Err(StageFailure::Fatal(format!(
-            "the audio file {} is no longer in the work directory",
-            path.display()
-        )));
+        return Err(RecordFault::Gone(path).into());
     }
     // A redone normalization starts from nothing: chunks of an interrupted attempt go first.
     ctx.store.delete_pcm(record.id).await?;
@@ -72,16 +94,7 @@ async fn normalize_record(
             writer.write(samples).await?;
         }
     }
-    let report = decoding
-        .await
-        .map_err(|e| StageFailure::Fatal(format!("the decoder crashed on this file: {e}")))?
-        .map_err(|e| {
-            if e.is_transient() {
-                StageFailure::Transient(e.to_string())
-            } else {
-                StageFailure::Fatal(e.to_string())
-            }
-        })?;
+    let report = decoding.await.map_err(RecordFault::DecoderCrashed)??;
     for writer in writers {
         writer.finish().await?;
     }

@@ -3,7 +3,7 @@
 //! recognition thread.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::spoken_forms::SpokenForms;
@@ -13,9 +13,10 @@ pub enum ModelError {
     #[error("recognition model '{0}' is not configured")]
     Unknown(String),
     #[error(
-        "recognition model '{id}' could not be loaded from {path}: not a Vosk model directory"
+        "recognition model '{id}' could not be loaded from {}: not a Vosk model directory",
+        path.display()
     )]
-    Unloadable { id: String, path: String },
+    Unloadable { id: String, path: PathBuf },
 }
 
 /// A loaded model. Vosk's API takes `&mut` for word look-ups, so the model sits behind a
@@ -103,7 +104,7 @@ pub fn load(id: &str, dir: &Path) -> Result<Arc<LoadedModel>, ModelError> {
             })
             .ok_or_else(|| ModelError::Unloadable {
                 id: id.to_owned(),
-                path: dir.display().to_string(),
+                path: dir.to_owned(),
             })
     })
     .clone()

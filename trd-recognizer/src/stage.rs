@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mongodb::bson::oid::ObjectId;
+use tokio::task::JoinError;
 use trd_core::domain::{AudioFile, Control, Segment, SegmentStatus, Stage};
 use trd_core::store::StoreError;
-use trd_core::worker::{record_run, Disposition, Job, StageWorker, WorkerContext};
+use trd_core::worker::{Job, StageFailure, StageWorker, WorkerContext};
 use trd_core::WorkItem;
 
 use crate::hints::{unknown_words, Hints};
@@ -23,14 +24,10 @@ pub struct Recognizer;
 impl StageWorker for Recognizer {
     const STAGE: Stage = Stage::Recognize;
 
-    async fn handle(&self, ctx: &WorkerContext, job: Job) -> Disposition {
-        let result = match job.item {
+    async fn handle(&self, ctx: &WorkerContext, job: Job) -> Result<(), StageFailure> {
+        match job.item {
             WorkItem::File { file } => fan_out(ctx, file).await,
             WorkItem::Segment { file, segment } => recognize_run(ctx, file, segment).await,
-        };
-        match result {
-            Ok(()) => Disposition::Ack,
-            Err(e) => e.into(),
         }
     }
 
@@ -49,9 +46,23 @@ impl StageWorker for Recognizer {
     }
 }
 
+/// A blocking task of the recognizer that died (a panic in Vosk's bindings): the attempt
+/// failed, not the file.
+#[derive(Debug, thiserror::Error)]
+enum Crashed {
+    #[error("recognition crashed: {0}")]
+    Recognizing(#[source] JoinError),
+    #[error("loading recognition model '{id}' crashed: {source}")]
+    LoadingModel {
+        id: String,
+        #[source]
+        source: JoinError,
+    },
+}
+
 /// One message per run (see [`crate::runs`]) that still has segments to recognize, naming
 /// its first such segment.
-async fn fan_out(ctx: &WorkerContext, file: ObjectId) -> Result<(), StoreError> {
+async fn fan_out(ctx: &WorkerContext, file: ObjectId) -> Result<(), StageFailure> {
     let Some(record) = ctx.store.begin_recognition(file).await? else {
         return Ok(());
     };
@@ -67,17 +78,13 @@ async fn fan_out(ctx: &WorkerContext, file: ObjectId) -> Result<(), StoreError> 
         .map(|s| s.id)
         .collect();
     if pending.is_empty() {
-        return close_file(ctx, file).await;
+        return Ok(close_file(ctx, file).await?);
     }
     for segment in pending {
-        if let Err(e) = ctx
-            .queue
+        // On failure, redelivery of the file message fans out again; duplicates are no-ops.
+        ctx.queue
             .publish(Stage::Recognize, &WorkItem::Segment { file, segment })
-            .await
-        {
-            // Redelivery of the file message fans out again; duplicates are no-ops.
-            return Err(StoreError::Unavailable(e.to_string()));
-        }
+            .await?;
     }
     Ok(())
 }
@@ -92,22 +99,14 @@ async fn recognize_run(
     ctx: &WorkerContext,
     file: ObjectId,
     segment: ObjectId,
-) -> Result<(), StoreError> {
+) -> Result<(), StageFailure> {
     let Some(record) = ctx.store.audiofile(file).await? else {
         return Ok(()); // deleted or reset: nothing to do
     };
     if record.control != Control::Running {
         return Ok(()); // paused: starting again re-queues what is pending
     }
-    let model = match model_for(ctx, &record).await {
-        Ok(m) => m,
-        Err(e) => {
-            ctx.store
-                .fail(file, record.status, &e.to_string(), None)
-                .await?;
-            return Ok(());
-        }
-    };
+    let model = model_for(ctx, &record).await?;
     let segments = ctx.store.segments_of(file).await?;
     let runs = group_into_runs(segments, ctx.settings.recognition_run_seconds);
     let Some(run) = run_of(runs, segment) else {
@@ -136,7 +135,7 @@ async fn recognize_run(
         }
         if i > 0 && !still_running(ctx, file).await? {
             // Paused (or gone): what is left waits for the next start, which queues it again.
-            return release(ctx, &claimed).await;
+            return Ok(release(ctx, &claimed).await?);
         }
         let heard = s.heard_span();
         let first_sample = (heard.start * rate as f64).round() as u64;
@@ -153,7 +152,7 @@ async fn recognize_run(
             recognize_in_run(recognizer, &model, rate, &samples, offset, limit, &hints)
         })
         .await
-        .map_err(|e| StoreError::Malformed(format!("recognition crashed: {e}")))?;
+        .map_err(|e| StageFailure::attempt(Crashed::Recognizing(e)))?;
         recognizer = kept;
         let took = started.elapsed();
         let mine = claimed.remove(&s.id);
@@ -173,7 +172,8 @@ async fn recognize_run(
         {
             tracing::info!(file = %file, segment = %s.id, status = ?outcome.status,
                 seconds = took.as_secs_f64(), "segment recognized");
-            record_run(ctx, Stage::Recognize, took, s.end - s.start).await;
+            ctx.record_run(Stage::Recognize, took, s.end - s.start)
+                .await;
         }
     }
     if ctx.store.count_pending_segments(file).await? == 0 {
@@ -190,7 +190,7 @@ async fn hand_back(
     file: ObjectId,
     run: &[Segment],
     claimed: &HashSet<ObjectId>,
-) -> Result<(), StoreError> {
+) -> Result<(), StageFailure> {
     let Some(next) = run.iter().find(|s| claimed.contains(&s.id)) else {
         return Ok(());
     };
@@ -253,10 +253,12 @@ async fn close_file(ctx: &WorkerContext, file: ObjectId) -> Result<(), StoreErro
     Ok(())
 }
 
+/// The file's model. One that is not configured or cannot be loaded is the file's fault (its
+/// start named it): the file fails with the reason.
 async fn model_for(
     ctx: &WorkerContext,
     record: &AudioFile,
-) -> Result<Arc<LoadedModel>, ModelError> {
+) -> Result<Arc<LoadedModel>, StageFailure> {
     let id = record
         .options
         .model
@@ -265,16 +267,13 @@ async fn model_for(
     let dir = ctx
         .settings
         .model_dir(&id)
-        .ok_or_else(|| ModelError::Unknown(id.clone()))?
+        .ok_or_else(|| StageFailure::file_fault(ModelError::Unknown(id.clone())))?
         .to_path_buf();
-    tokio::task::spawn_blocking(move || models::load(&id, &dir))
+    let loading = id.clone();
+    tokio::task::spawn_blocking(move || models::load(&loading, &dir))
         .await
-        .unwrap_or_else(|e| {
-            Err(ModelError::Unloadable {
-                id: "?".into(),
-                path: e.to_string(),
-            })
-        })
+        .map_err(|source| StageFailure::attempt(Crashed::LoadingModel { id, source }))?
+        .map_err(StageFailure::file_fault)
 }
 
 /// Recognition runs at a small fraction of real time; far beyond that something is wrong.

@@ -1,14 +1,22 @@
 //! The shared test dialogues: decoding, reference turns and scoring, for the tests and the bench.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rubato::{FftFixedIn, Resampler};
 use trd_diarizer::der::{self, DerReport, SpeakerTurn};
-use trd_diarizer::Turn;
+use trd_diarizer::{Models, Turn};
 
 pub const COLLAR: f64 = 0.25;
 pub const DIALOGUES: [&str; 3] = ["dlg_104_109", "dlg_104_110", "dlg_108_111_104"];
 pub const STEREO: [&str; 2] = ["dlg_104_109", "dlg_104_110"];
+
+/// The models the `diarizer_models` setting names (`TRD_DIARIZER_MODELS` overrides it).
+pub fn models() -> Arc<Models> {
+    let settings = trd_core::Settings::load().expect("settings load");
+    Models::shared(&settings.diarizer_models)
+        .expect("diarizer models are provisioned (scripts/lib/provision-diarizer.sh)")
+}
 
 pub fn dialogues_dir() -> PathBuf {
     std::env::var_os("TRD_TEST_DATA")

@@ -1,0 +1,83 @@
+//! Structured logs for every TRD process, and the one way an error is written into them: with
+//! its whole chain of causes.
+
+use std::error::Error;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors (and the tests that read the logs).
+    Json,
+}
+
+/// Installs the process's subscriber: `RUST_LOG` filters (a convention of the tracing
+/// ecosystem, not a TRD setting), `format` from the typed settings shapes the lines.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,lapin=warn,mongodb=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Displays an error followed by each of its causes: `outer: cause: root cause`. A cause whose
+/// message the previous one already ends with (errors that print their source themselves) is
+/// not repeated.
+pub struct ErrorChain<'a>(pub &'a (dyn Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            let message = error.to_string();
+            if !shown.ends_with(&message) {
+                write!(f, ": {message}")?;
+            }
+            shown = message;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the stage failed")]
+    struct Outer(#[source] Middle);
+
+    /// Prints its source itself, as many library errors do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("storage trouble: {0}")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn every_cause_is_shown_once() {
+        let root = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = Outer(Middle(root));
+        assert_eq!(
+            ErrorChain(&error).to_string(),
+            "the stage failed: storage trouble: refused"
+        );
+    }
+
+    #[test]
+    fn the_format_is_read_from_its_lowercase_name() {
+        let json: LogFormat = serde_json::from_str("\"json\"").unwrap();
+        assert_eq!(json, LogFormat::Json);
+        assert_eq!(LogFormat::default(), LogFormat::Text);
+    }
+}

@@ -1,0 +1,37 @@
+//! What a pipeline stage is to the worker that runs it: a handler of one message at a time,
+//! and a sweeper of work whose worker vanished.
+
+use std::future::Future;
+
+use super::context::WorkerContext;
+use super::failure::StageFailure;
+use super::sweeper;
+use crate::domain::Stage;
+use crate::queue::WorkItem;
+use crate::store::StoreError;
+
+/// One message to handle.
+#[derive(Debug, Clone, Copy)]
+pub struct Job {
+    pub item: WorkItem,
+    /// The broker delivered this message before (its worker died, or it was returned).
+    pub redelivered: bool,
+}
+
+/// One pipeline stage.
+pub trait StageWorker: Send + Sync + 'static {
+    const STAGE: Stage;
+
+    /// Handles one message; the outcome alone decides what becomes of it
+    /// ([`Disposition::of`](super::failure::Disposition::of)).
+    fn handle(
+        &self,
+        ctx: &WorkerContext,
+        job: Job,
+    ) -> impl Future<Output = Result<(), StageFailure>> + Send;
+
+    /// Re-queues work whose worker vanished. The default covers file-level stages.
+    fn sweep(&self, ctx: &WorkerContext) -> impl Future<Output = Result<(), StoreError>> + Send {
+        sweeper::requeue_abandoned_files(ctx, Self::STAGE)
+    }
+}
