@@ -71,25 +71,8 @@ impl ApiError {
 }
 
 /// An error and its causes, `outer: inner: innermost`.
-pub fn chain(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    // Where the last link's text starts, so that a cause repeating it is not said twice.
-    let mut last = 0;
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let next = e.to_string();
-        if next.starts_with(&text[last..]) {
-            // The cause says the same and more ("X is unavailable: why"): it replaces the link.
-            text.truncate(last);
-            text.push_str(&next);
-        } else if !text.ends_with(&next) {
-            text.push_str(": ");
-            last = text.len();
-            text.push_str(&next);
-        }
-        cause = e.source();
-    }
-    text
+pub fn chain(error: &(dyn StdError + 'static)) -> String {
+    trd_core::logging::ErrorChain(error).to_string()
 }
 
 impl From<StoreError> for ApiError {

@@ -96,7 +96,7 @@ impl Modify for ErrorResponses {
         crate::routes::operations::health,
         crate::routes::operations::metrics,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, crate::faces::trd::query::QueryCollection)),
     modifiers(&ErrorResponses),
     tags(
         (name = "audiofile", description = "Records, uploads, registration and deletion"),

@@ -36,18 +36,24 @@ pub struct ErrorChain<'a>(pub &'a (dyn Error + 'static));
 
 impl fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = self.0.to_string();
-        f.write_str(&shown)?;
+        let mut text = self.0.to_string();
+        // Where the last link starts, so that a cause repeating it is not said twice.
+        let mut last = 0;
         let mut cause = self.0.source();
         while let Some(error) = cause {
             let message = error.to_string();
-            if !shown.ends_with(&message) {
-                write!(f, ": {message}")?;
+            if message.starts_with(&text[last..]) {
+                // The cause says the same and more ("X is unavailable: why"): it replaces it.
+                text.truncate(last);
+                text.push_str(&message);
+            } else if !text.ends_with(&message) {
+                text.push_str(": ");
+                last = text.len();
+                text.push_str(&message);
             }
-            shown = message;
             cause = error.source();
         }
-        Ok(())
+        f.write_str(&text)
     }
 }
 

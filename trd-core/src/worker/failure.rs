@@ -123,7 +123,8 @@ mod tests {
             Disposition::of(&Err(StageFailure::attempt(timeout))),
             Disposition::Retry
         );
-        let outage = StoreError::Unavailable("no primary".into());
+        let outage = StoreError::from_mongo(std::io::Error::other("no primary").into());
+        assert!(outage.is_unavailable());
         assert_eq!(Disposition::of(&Err(outage.into())), Disposition::Wait);
     }
 

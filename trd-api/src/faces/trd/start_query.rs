@@ -12,6 +12,7 @@ use crate::error::ApiError;
 /// Optional query parameters of a start, as the client wrote them.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(default)]
 pub struct StartQuery {
     /// Recognition model id (one of the configured models; unknown ids are refused).
     #[serde(rename = "lm.uri")]
