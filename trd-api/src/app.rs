@@ -8,7 +8,7 @@ use trd_core::{Queue, Settings, Store};
 
 use crate::jobs::Jobs;
 use crate::shapes::RecordUrls;
-use crate::status::FigureCache;
+use crate::status::Figures;
 
 /// The API's shared services.
 #[derive(Clone)]
@@ -18,15 +18,15 @@ pub struct App {
     pub queue: Queue,
     /// The job core every face submits and follows work through.
     pub jobs: Jobs,
-    /// Batch figures shared between polls (see [`crate::status`]).
-    pub figures: FigureCache,
+    /// File and batch figures (see [`crate::status`]).
+    pub figures: Figures,
 }
 
 impl App {
     pub fn new(settings: Arc<Settings>, store: Store, queue: Queue) -> Self {
         App {
             jobs: Jobs::new(settings.clone(), store.clone(), queue.clone()),
-            figures: FigureCache::default(),
+            figures: Figures::new(store.clone(), settings.concurrency()),
             settings,
             store,
             queue,

@@ -71,7 +71,11 @@ pub async fn build(
         .merge(("address", settings.address.clone()))
         .merge(("cli_colors", false));
     let app = App::new(settings, store, queue);
-    tokio::spawn(webhooks::deliver::run(app.clone(), shutdown.clone()));
+    tokio::spawn(webhooks::deliver::run(
+        app.store.clone(),
+        app.settings.clone(),
+        shutdown.clone(),
+    ));
     let requests = metrics::RequestCounter::default();
     Ok(rocket::custom(figment)
         .manage(app)

@@ -8,8 +8,8 @@
 
 use utoipa::openapi::path::{Paths, PathsBuilder};
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::{ContentBuilder, Ref, RefOr};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::openapi::{ContentBuilder, Ref};
+use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ErrorBody;
@@ -18,21 +18,6 @@ use crate::error::ErrorBody;
 /// that its relative asset URLs resolve inside it).
 pub const DOCUMENT_PATH: &str = "/trd/openapi.json";
 pub const UI_PATH: &str = "/trd/docs/";
-
-/// Bytes: a file part of an upload, a ZIP download.
-pub struct Binary;
-
-impl PartialSchema for Binary {
-    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
-            .into()
-    }
-}
-
-impl ToSchema for Binary {}
 
 /// Adds the contract's error body as every operation's `default` response.
 struct ErrorResponses;

@@ -1,8 +1,8 @@
 //! Batch figures shared between polls. Figures that take long to sum (batches of thousands of
 //! files) are served from a snapshot while it is fresh enough, and one past its refresh time is
 //! refreshed in the background, so polling never waits for MongoDB to sum the batch again.
-//! Quick batches are always summed on the spot. The cache is managed state of one API
-//! instance ([`crate::App::figures`]), so two instances in one process never share figures.
+//! Quick batches are always summed on the spot. The cache belongs to one API instance's
+//! [`super::Figures`], so two instances in one process never share figures.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

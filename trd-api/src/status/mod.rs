@@ -14,13 +14,13 @@ use std::time::Instant;
 
 use trd_core::domain::{AudioFile, BatchName, Status};
 use trd_core::store::figures::{FileGroup, SpeechTally as SpeechSum};
+use trd_core::Store;
 
 use cache::Cached;
 pub use cache::FigureCache;
 use estimate::Work;
 pub use sums::BatchSums;
 
-use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::shapes::{BatchStatus, FileStatus, FilesTally, SpeechTally};
 
@@ -42,52 +42,72 @@ fn speech_by_status(sums: &[SpeechSum]) -> BTreeMap<String, SpeechTally> {
     by_status
 }
 
-pub async fn file_status(app: &App, record: &AudioFile) -> ApiResult<FileStatus> {
-    let speech = app.store.speech_by_status(&[record.id]).await?;
-    Ok(FileStatus {
-        accounted_speech: speech_by_status(&speech),
-        total_segments: record.total_segments.unwrap_or(0),
-        total_speech: round3(record.total_speech.unwrap_or(0.0)),
-    })
+/// The figures of files and batches, as the status endpoints serve them.
+#[derive(Clone)]
+pub struct Figures {
+    store: Store,
+    cache: FigureCache,
+    /// Worker threads one worker process runs, for the estimate before anything is measured.
+    cores: usize,
 }
 
-/// A batch's figures as of now, bypassing (and refreshing) the shared snapshot: for answers
-/// that must reflect a change just made, like a reset.
-pub async fn batch_status_now(app: &App, batch: &BatchName) -> ApiResult<BatchStatus> {
-    let started = Instant::now();
-    let sums = match BatchSums::load(&app.store, batch).await {
-        Ok(sums) => sums,
-        Err(e) => {
-            app.figures.forget(batch);
-            return Err(e.into());
+impl Figures {
+    pub fn new(store: Store, cores: usize) -> Self {
+        Figures {
+            store,
+            cache: FigureCache::default(),
+            cores,
         }
-    };
-    if sums.groups.is_empty() {
-        app.figures.forget(batch);
-        return Err(ApiError::NotFound(format!(
-            "no batch '{batch}' (no registered files in it)"
-        )));
     }
-    let figures = batch_figures(batch, &sums, app.settings.concurrency());
-    app.figures.put(batch, &figures, started, started.elapsed());
-    Ok(figures)
-}
 
-/// The batch status clients poll: shared figures while fresh (see [`cache`]), else summed now.
-pub async fn batch_status(app: &App, batch: &BatchName) -> ApiResult<BatchStatus> {
-    match app.figures.get(batch) {
-        Cached::Hit { figures, refresh } => {
-            if refresh {
-                let (app, batch) = (app.clone(), batch.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = batch_status_now(&app, &batch).await {
-                        tracing::warn!(batch = %batch, error = %e.message(), "refreshing batch figures failed");
-                    }
-                });
+    pub async fn file_status(&self, record: &AudioFile) -> ApiResult<FileStatus> {
+        let speech = self.store.speech_by_status(&[record.id]).await?;
+        Ok(FileStatus {
+            accounted_speech: speech_by_status(&speech),
+            total_segments: record.total_segments.unwrap_or(0),
+            total_speech: round3(record.total_speech.unwrap_or(0.0)),
+        })
+    }
+
+    /// A batch's figures as of now, bypassing (and refreshing) the shared snapshot: for
+    /// answers that must reflect a change just made, like a reset.
+    pub async fn batch_status_now(&self, batch: &BatchName) -> ApiResult<BatchStatus> {
+        let started = Instant::now();
+        let sums = match BatchSums::load(&self.store, batch).await {
+            Ok(sums) => sums,
+            Err(e) => {
+                self.cache.forget(batch);
+                return Err(e.into());
             }
-            Ok(figures)
+        };
+        if sums.groups.is_empty() {
+            self.cache.forget(batch);
+            return Err(ApiError::NotFound(format!(
+                "no batch '{batch}' (no registered files in it)"
+            )));
         }
-        Cached::Miss => batch_status_now(app, batch).await,
+        let figures = batch_figures(batch, &sums, self.cores);
+        self.cache.put(batch, &figures, started, started.elapsed());
+        Ok(figures)
+    }
+
+    /// The batch status clients poll: shared figures while fresh (see [`cache`]), else summed
+    /// now.
+    pub async fn batch_status(&self, batch: &BatchName) -> ApiResult<BatchStatus> {
+        match self.cache.get(batch) {
+            Cached::Hit { figures, refresh } => {
+                if refresh {
+                    let (figures, batch) = (self.clone(), batch.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = figures.batch_status_now(&batch).await {
+                            tracing::warn!(batch = %batch, error = %e.message(), "refreshing batch figures failed");
+                        }
+                    });
+                }
+                Ok(figures)
+            }
+            Cached::Miss => self.batch_status_now(batch).await,
+        }
     }
 }
 

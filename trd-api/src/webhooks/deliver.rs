@@ -8,11 +8,12 @@ use mongodb::bson::Bson;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use trd_core::logging::ErrorChain;
 use trd_core::store::webhooks::{Delivery, Event};
 use trd_core::store::StoreError;
+use trd_core::{Settings, Store};
 
 use super::allow::{AllowList, Refused};
-use crate::app::App;
 use crate::shapes::TranscriptResult;
 
 #[derive(Debug, thiserror::Error)]
@@ -128,15 +129,15 @@ enum Notified {
     },
 }
 
-async fn notified(app: &App, delivery: &Delivery) -> Result<Notified, StoreError> {
+async fn notified(store: &Store, delivery: &Delivery) -> Result<Notified, StoreError> {
     if let Some(snapshot) = &delivery.payload {
         return Ok(Notified::Snapshot(
             Bson::Document(snapshot.clone()).into_relaxed_extjson(),
         ));
     }
-    Ok(match app.store.audiofile(delivery.audiofile_id).await? {
+    Ok(match store.audiofile(delivery.audiofile_id).await? {
         Some(record) => {
-            let segments = app.store.segments_of(record.id).await?;
+            let segments = store.segments_of(record.id).await?;
             Notified::Current(Box::new(TranscriptResult::new(&record, &segments)))
         }
         None => Notified::Gone {
@@ -145,7 +146,12 @@ async fn notified(app: &App, delivery: &Delivery) -> Result<Notified, StoreError
     })
 }
 
-async fn send(app: &App, allow: &AllowList, delivery: &Delivery) -> Result<u16, String> {
+async fn send(
+    store: &Store,
+    settings: &Settings,
+    allow: &AllowList,
+    delivery: &Delivery,
+) -> Result<u16, String> {
     let target = format!(
         "{}/{}",
         delivery.url.trim_end_matches('/'),
@@ -153,22 +159,21 @@ async fn send(app: &App, allow: &AllowList, delivery: &Delivery) -> Result<u16, 
     );
     let url = reqwest::Url::parse(&target).map_err(|e| format!("bad URL {target}: {e}"))?;
     let validation = match host_port(&url) {
-        Some(hp) => app
-            .store
+        Some(hp) => store
             .validation_for(&hp)
             .await
-            .map_err(|e| crate::error::chain(&e))?,
+            .map_err(|e| ErrorChain(&e).to_string())?,
         None => None,
     };
     let (token, crt) = validation.map(|v| (v.token, v.crt)).unwrap_or_default();
     let body = Payload {
-        result: notified(app, delivery)
+        result: notified(store, delivery)
             .await
-            .map_err(|e| crate::error::chain(&e))?,
+            .map_err(|e| ErrorChain(&e).to_string())?,
         token: &token,
         event: delivery.event,
     };
-    let timeout = Duration::from_millis(app.settings.webhook_timeout_ms);
+    let timeout = Duration::from_millis(settings.webhook_timeout_ms);
     let client = checked_client(allow, &url, &crt, timeout)
         .await
         .map_err(|e| e.to_string())?;
@@ -182,40 +187,39 @@ async fn send(app: &App, allow: &AllowList, delivery: &Delivery) -> Result<u16, 
 }
 
 /// Runs until `shutdown`: queues ended files' webhooks and sends whatever is due.
-pub async fn run(app: App, shutdown: CancellationToken) {
-    let allow = AllowList::new(&app.settings.webhook_allow);
-    let backoff = Duration::from_millis(app.settings.webhook_backoff_ms);
-    let lease = Duration::from_millis(app.settings.webhook_timeout_ms * 3);
+pub async fn run(store: Store, settings: std::sync::Arc<Settings>, shutdown: CancellationToken) {
+    let allow = AllowList::new(&settings.webhook_allow);
+    let backoff = Duration::from_millis(settings.webhook_backoff_ms);
+    let lease = Duration::from_millis(settings.webhook_timeout_ms * 3);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = app.store.enqueue_ended_webhooks().await {
-            tracing::warn!(error = %crate::error::chain(&e), "could not queue webhooks of ended files");
+        if let Err(e) = store.enqueue_ended_webhooks().await {
+            tracing::warn!(error = %ErrorChain(&e), "could not queue webhooks of ended files");
             continue;
         }
         loop {
-            let delivery = match app.store.claim_due_delivery(lease).await {
+            let delivery = match store.claim_due_delivery(lease).await {
                 Ok(Some(d)) => d,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(error = %crate::error::chain(&e), "could not read the webhook outbox");
+                    tracing::warn!(error = %ErrorChain(&e), "could not read the webhook outbox");
                     break;
                 }
             };
-            let (outcome, delivered) = match send(&app, &allow, &delivery).await {
+            let (outcome, delivered) = match send(&store, &settings, &allow, &delivery).await {
                 Ok(code) => (format!("HTTP {code}"), (200..300).contains(&code)),
                 Err(e) => (e, false),
             };
-            match app
-                .store
+            match store
                 .record_delivery_attempt(
                     &delivery,
                     outcome.clone(),
                     delivered,
-                    app.settings.webhook_max_attempts,
+                    settings.webhook_max_attempts,
                     backoff,
                 )
                 .await
@@ -224,7 +228,7 @@ pub async fn run(app: App, shutdown: CancellationToken) {
                     tracing::info!(file = %delivery.audiofile_id, url = %delivery.url, %outcome, ?state, "webhook attempt")
                 }
                 Err(e) => {
-                    tracing::warn!(error = %crate::error::chain(&e), "could not record a webhook attempt")
+                    tracing::warn!(error = %ErrorChain(&e), "could not record a webhook attempt")
                 }
             }
             if shutdown.is_cancelled() {

@@ -12,7 +12,6 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::JobError;
 use crate::shapes::{BatchStatus, FileStatus, RecordUrls, RecordView, TranscriptResult, UrlMap};
-use crate::status;
 use crate::zip_stream::{batch_zip, BatchFormat, ZipDownload};
 
 async fn batch_records(app: &App, batch: &BatchName) -> ApiResult<Vec<AudioFile>> {
@@ -148,7 +147,7 @@ pub async fn reset_batch(
         }
         skip_changed(app.jobs.reset(r.id).await)?;
     }
-    Ok(Json(status::batch_status_now(app, &batch).await?))
+    Ok(Json(app.figures.batch_status_now(&batch).await?))
 }
 
 #[utoipa::path(
@@ -160,7 +159,7 @@ pub async fn reset_batch(
 #[get("/transcription/status/audiofile/<id>")]
 pub async fn status_one(app: &State<App>, id: &str) -> ApiResult<Json<FileStatus>> {
     let record = app.jobs.record(parse_id(id)?.object_id()).await?;
-    Ok(Json(status::file_status(app, &record).await?))
+    Ok(Json(app.figures.file_status(&record).await?))
 }
 
 #[utoipa::path(
@@ -172,7 +171,7 @@ pub async fn status_one(app: &State<App>, id: &str) -> ApiResult<Json<FileStatus
 #[get("/transcription/status/batch/<batch>")]
 pub async fn status_batch(app: &State<App>, batch: &str) -> ApiResult<Json<BatchStatus>> {
     let batch = parse_batch(batch)?;
-    Ok(Json(status::batch_status(app, &batch).await?))
+    Ok(Json(app.figures.batch_status(&batch).await?))
 }
 
 /// A file's result: JSON (default) or any export format.
@@ -236,7 +235,7 @@ pub async fn result_one(
         ("max_line_length" = Option<u32>, Query, description = "srt: characters per line (37)"),
         ("max_lines" = Option<u32>, Query, description = "srt: lines per cue (2)"),
     ),
-    responses((status = 200, description = "`<batch>.zip`", content_type = "application/zip", body = crate::openapi::Binary))
+    responses((status = 200, description = "`<batch>.zip`", content_type = "application/zip", body = crate::shapes::Binary))
 )]
 #[get("/transcription/result/batch/<batch>?<format>&<max_line_length>&<max_lines>")]
 pub async fn result_batch(

@@ -14,8 +14,7 @@ use utoipa::ToSchema;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::Audio;
-use crate::openapi::Binary;
-use crate::shapes::{RecordUrls, UrlMap};
+use crate::shapes::{Binary, RecordUrls, UrlMap};
 
 /// `POST /trd/audiofile/upload`: one part per file (the part's file name becomes the record's
 /// `filename`) and the batch folder to store them in (none: the work directory itself).
