@@ -10,6 +10,7 @@
 //!   Chromium) and where tests keep their artifacts.
 //! - [`services`]: private MongoDB and RabbitMQ instances for tests that restart them.
 //! - [`fleet`]: worker processes a test kills (`kill -9`) and restarts.
+//! - [`turns`]: which tests run side by side and which run alone.
 
 pub mod app;
 pub mod cer;
@@ -19,3 +20,4 @@ pub mod fleet;
 pub mod receiver;
 pub mod services;
 pub mod tools;
+pub mod turns;
