@@ -15,6 +15,7 @@ mod pipeline;
 mod poison;
 mod recognition;
 mod results;
+mod settings;
 mod shutdown;
 mod status;
 mod storm;
