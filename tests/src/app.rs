@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 use trd_core::worker::{run_stage, StageWorker, WorkerContext};
 use trd_core::{Queue, Settings, Store};
 
+use crate::settings_file;
+
 /// How the pipeline workers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workers {
@@ -99,52 +101,22 @@ pub fn bin_dir() -> PathBuf {
     }
 }
 
-/// A command for one of the workspace's binaries, configured (through `TRD_*` variables, never
-/// the repository's `Rocket.toml`) for the given test database and queues.
+/// A command for one of the workspace's binaries, configured by a file holding the test's
+/// whole settings (never the repository's `Rocket.toml`): its database, queues, lease,
+/// concurrency and every other setting the test chose.
 pub fn configured_command(binary: &Path, settings: &Settings) -> Command {
     let mut command = Command::new(binary);
-    command
-        .env("TRD_CONFIG", "/nonexistent/Rocket.toml")
-        .env("TRD_MONGODB_URI", &settings.mongodb_uri)
-        .env("TRD_AMQP_URI", &settings.amqp_uri)
-        .env("TRD_DATABASE", &settings.database)
-        .env("TRD_QUEUE_PREFIX", &settings.queue_prefix)
-        .env("TRD_WORKDIR", &settings.workdir)
-        // Queues are declared with it: every process of a test must agree.
-        .env(
-            "TRD_MAX_DELIVERY_ATTEMPTS",
-            settings.max_delivery_attempts.to_string(),
-        )
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        );
+    settings_file::configure(&mut command, settings);
+    command.env(
+        "RUST_LOG",
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+    );
     command
 }
 
-/// A worker binary's command for the given settings (database, queues, lease, concurrency,
-/// stage time limit, segment length and recognition run length).
+/// A worker binary's command for the given settings.
 pub fn worker_command(settings: &Settings, name: &str) -> Command {
-    let mut command = configured_command(&bin_dir().join(name), settings);
-    command
-        .env("TRD_LEASE_SECONDS", settings.lease_seconds.to_string())
-        .env(
-            "TRD_STAGE_TIMEOUT_SECONDS",
-            settings.stage_timeout_seconds.to_string(),
-        )
-        .env(
-            "TRD_WORKER_CONCURRENCY",
-            settings.worker_concurrency.to_string(),
-        )
-        .env(
-            "TRD_MAX_SEGMENT_SECONDS",
-            settings.max_segment_seconds.to_string(),
-        )
-        .env(
-            "TRD_RECOGNITION_RUN_SECONDS",
-            settings.recognition_run_seconds.to_string(),
-        );
-    command
+    configured_command(&bin_dir().join(name), settings)
 }
 
 pub async fn spawn_app(workers: Workers) -> TestApp {

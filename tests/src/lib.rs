@@ -8,8 +8,10 @@
 //! - [`receiver`]: a real HTTP server that receives webhooks.
 //! - [`tools`]: the external checkers (OpenAPI validator, schemathesis, Prometheus parser,
 //!   Chromium) and where tests keep their artifacts.
+//! - [`settings_file`]: the test's settings, as the file its worker processes read.
 //! - [`services`]: private MongoDB and RabbitMQ instances for tests that restart them.
 //! - [`fleet`]: worker processes a test kills (`kill -9`) and restarts.
+//! - [`turns`]: which tests run side by side and which run alone.
 
 pub mod app;
 pub mod cer;
@@ -18,4 +20,6 @@ pub mod fixtures;
 pub mod fleet;
 pub mod receiver;
 pub mod services;
+pub mod settings_file;
 pub mod tools;
+pub mod turns;

@@ -181,6 +181,8 @@ impl Trd {
     async fn start(workdir: &Path) -> Self {
         let mut settings = test_settings(workdir);
         settings.worker_concurrency = 0; // every core
+        settings.rescan_interval_ms = 200;
+        settings.settle_ms = 200;
         if let Some(seconds) = std::env::var("TRD_RECOGNITION_RUN_SECONDS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -191,9 +193,6 @@ impl Trd {
         let mut processes = Processes(Vec::new());
         processes.0.push(
             configured_command(&bin_dir().join("trd-api"), &settings)
-                .env("TRD_PORT", settings.port.to_string())
-                .env("TRD_RESCAN_INTERVAL_MS", "200")
-                .env("TRD_SETTLE_MS", "200")
                 .spawn()
                 .expect("the trd-api binary beside this one"),
         );

@@ -120,7 +120,6 @@ async fn start_api(settings: &trd_core::Settings) -> Api {
     let exe = std::env::current_exe().expect("own path");
     let api = exe.with_file_name("trd-api");
     let child = trd_tests::app::configured_command(&api, settings)
-        .env("TRD_PORT", settings.port.to_string())
         .spawn()
         .unwrap_or_else(|e| {
             panic!(

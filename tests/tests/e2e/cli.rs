@@ -30,6 +30,7 @@ fn ok_json(base: &str, args: &[&str]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_drives_a_batch_from_upload_to_downloaded_csvs() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::InProcess).await;
     let base = app.base.clone();
     let clips: Vec<PathBuf> = ["104_003_0019.wav", "104_003_0193.wav", "104_003_0253.wav"]

@@ -4,6 +4,7 @@ use trd_tests::app::{spawn_app, Workers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_json_with_the_right_status() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::None).await;
 
     let (status, body) = app.get("/trd/audiofile/5b76faed4d27fc0001331dcc").await;
@@ -44,6 +45,7 @@ async fn errors_are_json_with_the_right_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_answer_with_and_without_trailing_slash_and_unknown_models_are_refused() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::None).await;
     assert_eq!(
         app.get_ok("/trd/audiofile/list").await,

@@ -27,6 +27,7 @@ fn dialogues() -> Vec<std::path::PathBuf> {
 /// batch call, processed by the worker binaries as separate processes, and scored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_of_clips_is_transcribed_accurately_by_worker_processes() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::Processes).await;
     app.copy_into_batch("clips", &zeroth_clips());
     let registered = app.wait_registered("clips", 10).await;
@@ -105,6 +106,7 @@ fn rank(status: &str) -> usize {
 /// resumes each from where it stopped, keeping the work already done, and they finish.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stop_pauses_after_the_current_stage_and_start_resumes_there() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::InProcess).await;
     app.copy_into_batch("talks", &dialogues());
     app.wait_registered("talks", 3).await;
@@ -208,6 +210,7 @@ async fn stop_pauses_after_the_current_stage_and_start_resumes_there() {
 /// Acceptance 3: starting a running batch again queues nothing twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn starting_a_running_batch_again_queues_nothing_twice() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::InProcess).await;
     let clips: Vec<_> = zeroth_clips().into_iter().take(3).collect();
     app.copy_into_batch("twice", &clips);

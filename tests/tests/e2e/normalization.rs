@@ -12,6 +12,7 @@ use trd_tests::data;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn records_tell_the_truth_and_failures_are_data() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::InProcess).await;
     let staging = tempfile::tempdir().unwrap();
     let redundant = staging.path().join("same_on_both.wav");

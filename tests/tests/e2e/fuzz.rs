@@ -365,6 +365,7 @@ fn names_with(dir: &Path, marker: &str) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fuzzed_requests_never_fail_the_server_nor_touch_files_outside_the_work_directory() {
+    let _turn = trd_tests::turns::alone().await;
     // The work directory sits inside a folder whose other contents must stay untouched.
     let outside = tempfile::tempdir().unwrap();
     let workdir = outside.path().join("work");

@@ -46,6 +46,7 @@ fn write_long_wav(source: &Path, times: usize, target: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_poison_file_fails_after_the_configured_attempts_and_the_batch_finishes() {
+    let _turn = trd_tests::turns::alone().await;
     let app = spawn_app_with(Workers::None, |s| {
         s.max_delivery_attempts = ATTEMPTS;
         s.lease_seconds = 5;

@@ -36,6 +36,7 @@ async fn result_of(app: &TestApp, record: &Value) -> Value {
 /// the model cannot produce is reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hints_turn_near_misses_into_the_expected_words_and_unknown_hints_are_reported() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::InProcess).await;
     let clip = data::path("ko/zeroth-104").join(CLIP);
     app.copy_into_batch("plain", std::slice::from_ref(&clip));
@@ -101,6 +102,7 @@ async fn hints_turn_near_misses_into_the_expected_words_and_unknown_hints_are_re
 /// recognized once and the file is closed exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_recognizer_processes_recognize_each_segment_once_despite_redeliveries() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app_with(Workers::None, |s| {
         s.max_segment_seconds = 4.0;
         // Runs of a few segments, so that both processes work on the file at once.

@@ -7,7 +7,7 @@ use serde_json::Value;
 use trd_tests::app::{spawn_app, TestApp, Workers};
 use trd_tests::tools::python_json;
 
-const PARSE_METRICS: &str = include_str!("../scripts/parse_metrics.py");
+const PARSE_METRICS: &str = include_str!("../../scripts/parse_metrics.py");
 
 /// The exposition as the Prometheus client library parses it.
 struct Scrape(Value);
@@ -38,6 +38,7 @@ impl Scrape {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_move_as_a_batch_runs() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::InProcess).await;
     let clips = ["104_003_0019.wav", "104_003_0193.wav"]
         .map(|f| trd_tests::data::path(&format!("ko/zeroth-104/{f}")));
@@ -156,6 +157,7 @@ async fn metrics_parse_and_move_as_a_batch_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_dependencies_and_consumers_and_503_when_a_queue_is_gone() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::InProcess).await;
     let prefix = &app.settings.queue_prefix;
     let stages = ["normalize", "diarize", "recognize"];

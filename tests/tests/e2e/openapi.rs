@@ -9,7 +9,7 @@ use trd_tests::app::{spawn_app, TestApp, Workers};
 use trd_tests::fixtures::{an_hour_ago, insert_batch, FileSpec};
 use trd_tests::tools::{artifacts_dir, python_json, tool};
 
-const CHECK_OPENAPI: &str = include_str!("../scripts/check_openapi.py");
+const CHECK_OPENAPI: &str = include_str!("../../scripts/check_openapi.py");
 
 /// A batch in every interesting state, with segments, so that records, statuses and results
 /// carry all their optional fields.
@@ -50,6 +50,7 @@ async fn requests_answered(app: &TestApp) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_validates_and_real_responses_match_it() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::None).await;
     let ids = seed(&app).await;
     let paths: Vec<String> = [
@@ -91,6 +92,7 @@ async fn the_openapi_document_validates_and_real_responses_match_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_response_contradicting_the_document() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::None).await;
     let mut ids = seed(&app).await;
     app.copy_into_batch(
@@ -180,10 +182,11 @@ async fn schemathesis_finds_no_server_error_and_no_response_contradicting_the_do
     assert!(elapsed < Duration::from_secs(240));
 }
 
-const SWAGGER_UI: &str = include_str!("../scripts/swagger_ui.py");
+const SWAGGER_UI: &str = include_str!("../../scripts/swagger_ui.py");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_lists_the_transcription_endpoints_and_tries_one_out_in_chromium() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::None).await;
     seed(&app).await;
     let screenshot = artifacts_dir("swagger-ui").join("swagger-ui.png");

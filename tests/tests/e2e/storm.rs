@@ -73,6 +73,7 @@ fn legal(record: &Value) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_random_controls_leave_legal_states_and_no_orphans() {
+    let _turn = trd_tests::turns::alone().await;
     let app = Arc::new(spawn_app_with(Workers::Processes, |s| s.lease_seconds = 6).await);
     let files: Vec<_> = data::references("ko/zeroth-104")
         .keys()

@@ -25,6 +25,7 @@ fn close(actual: &Value, expected: f64, what: &str) {
 /// Acceptance 2: one file in every interesting state, figures computed by hand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_figures_match_a_hand_computation() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::None).await;
     let files = [
         FileSpec::new("idle.wav", Control::Idle, Status::Initial, 1000),
@@ -159,6 +160,7 @@ async fn batch_figures_match_a_hand_computation() {
 /// A batch that is over, failed files included, is done: progress 1, ETA 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_that_is_over_has_progress_one_and_no_eta() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::None).await;
     insert_batch(
         &app.store,
@@ -194,6 +196,7 @@ async fn a_batch_that_is_over_has_progress_one_and_no_eta() {
 /// from there, with the real workers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eta_at_a_quarter_predicts_the_remaining_time() {
+    let _turn = trd_tests::turns::alone().await;
     let app = spawn_app(Workers::InProcess).await;
     let clips: Vec<_> = std::fs::read_dir(data::path("ko/zeroth-speakers"))
         .expect("ko/zeroth-speakers")

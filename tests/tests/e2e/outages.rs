@@ -65,6 +65,7 @@ async fn progressed(app: &TestApp, batch: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_batch_survives_a_broker_restart_and_a_database_restart() {
+    let _turn = trd_tests::turns::alone().await;
     let services = tempfile::tempdir().unwrap();
     let mut mongo = PrivateMongo::start(&services.path().join("mongo"));
     let rabbit = PrivateRabbit::start(&services.path().join("rabbit"));

@@ -13,6 +13,7 @@ const LEASE_SECONDS: u64 = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_terminated_recognizer_exits_promptly_and_loses_nothing() {
+    let _turn = trd_tests::turns::alone().await;
     let app = spawn_app_with(Workers::None, |s| {
         s.max_segment_seconds = 4.0;
         s.lease_seconds = LEASE_SECONDS;

@@ -44,6 +44,7 @@ fn is_object_id(s: &str) -> bool {
 /// callbacks with token and full result, fetch the result, delete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_vendor_client_flow_works_unchanged() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::InProcess).await;
     let receiver = Receiver::start("127.0.0.1:0").await;
 
@@ -147,6 +148,7 @@ async fn the_vendor_client_flow_works_unchanged() {
 /// gets its callback, exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn callbacks_survive_a_failing_receiver_and_an_api_restart() {
+    let _turn = trd_tests::turns::shared().await;
     let mut app = spawn_app_with(Workers::InProcess, |s| s.webhook_backoff_ms = 300).await;
     let receiver = Receiver::start("127.0.0.1:0").await;
     receiver.answer_with(500);
@@ -217,6 +219,7 @@ fn rss_bytes() -> u64 {
 /// uploads are refused with the documented codes, and nothing lands outside the work directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn uploads_stream_to_disk_and_hostile_names_are_refused() {
+    let _turn = trd_tests::turns::alone().await;
     let app = spawn_app(Workers::None).await;
     const GIB: u64 = 1 << 30;
     let before = rss_bytes();
@@ -295,6 +298,7 @@ async fn uploads_stream_to_disk_and_hostile_names_are_refused() {
 /// Acceptance 4: a target outside the allow-list is refused before any connection is made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn targets_outside_the_allow_list_are_never_contacted() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app_with(Workers::None, |s| {
         s.webhook_allow = vec!["127.0.0.1/32".into()]
     })

@@ -193,6 +193,7 @@ async fn batch_done(app: &TestApp) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_workers_change_nothing_in_the_results() {
+    let _turn = trd_tests::turns::alone().await;
     let scratch = tempfile::tempdir().unwrap();
     let files = chaos_files(scratch.path());
 

@@ -75,6 +75,7 @@ async fn single(app: &TestApp, id: &str, format: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_zip_holds_each_files_result_in_every_format() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::None).await;
     let specs = files();
     let ids = insert_batch(&app.store, "calls", &specs, an_hour_ago()).await;
@@ -154,6 +155,7 @@ async fn batch_zip_holds_each_files_result_in_every_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_zip_refuses_unknown_formats_and_batches() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::None).await;
     insert_batch(&app.store, "calls", &files(), an_hour_ago()).await;
     let (code, body) = app
@@ -186,6 +188,7 @@ async fn ndjson(app: &TestApp, path: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_streams_matching_documents_with_projection() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::None).await;
     let ids = insert_batch(&app.store, "calls", &files(), an_hour_ago()).await;
     insert_batch(

@@ -34,6 +34,7 @@ fn a_clip() -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_submitted_as_bytes_is_followed_to_its_result() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::InProcess).await;
     let jobs = jobs_of(&app);
     let audio = std::fs::read(a_clip()).unwrap();
@@ -113,6 +114,7 @@ async fn a_job_submitted_as_bytes_is_followed_to_its_result() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_submitted_as_a_stream_is_registered_whole() {
+    let _turn = trd_tests::turns::shared().await;
     let app = spawn_app(Workers::None).await;
     let jobs = jobs_of(&app);
     let audio = std::fs::read(a_clip()).unwrap();
