@@ -38,15 +38,12 @@ impl Snapshot {
     }
 }
 
-/// What a poll finds in the cache.
-pub enum Cached {
-    /// Fresh figures; `refresh` says the caller should re-sum them in the background (it is
-    /// the only caller told so until the refresh lands).
-    Hit {
-        figures: BatchStatus,
-        refresh: bool,
-    },
-    Miss,
+/// Fresh figures a poll found in the cache.
+pub struct Hit {
+    pub figures: BatchStatus,
+    /// The caller should re-sum them in the background (it is the only caller told so until
+    /// the refresh lands).
+    pub refresh: bool,
 }
 
 #[derive(Clone, Default)]
@@ -57,23 +54,21 @@ impl FigureCache {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn get(&self, batch: &BatchName) -> Cached {
+    pub fn get(&self, batch: &BatchName) -> Option<Hit> {
         let mut shared = self.lock();
-        let Some(s) = shared.get_mut(batch) else {
-            return Cached::Miss;
-        };
+        let s = shared.get_mut(batch)?;
         let age = s.taken.elapsed();
         if age >= s.serve_for() {
-            return Cached::Miss;
+            return None;
         }
         let refresh = age >= s.refresh_after() && !s.refreshing;
         if refresh {
             s.refreshing = true;
         }
-        Cached::Hit {
+        Some(Hit {
             figures: s.figures.clone(),
             refresh,
-        }
+        })
     }
 
     /// Keeps figures that took `cost` to sum (from `taken` on) if they were slow to make,

@@ -16,8 +16,8 @@ use trd_core::domain::{AudioFile, BatchName, Status};
 use trd_core::store::figures::{FileGroup, SpeechTally as SpeechSum};
 use trd_core::Store;
 
-use cache::Cached;
-pub use cache::FigureCache;
+use cache::FigureCache;
+use cache::Hit;
 use estimate::Work;
 pub use sums::BatchSums;
 
@@ -95,7 +95,7 @@ impl Figures {
     /// now.
     pub async fn batch_status(&self, batch: &BatchName) -> ApiResult<BatchStatus> {
         match self.cache.get(batch) {
-            Cached::Hit { figures, refresh } => {
+            Some(Hit { figures, refresh }) => {
                 if refresh {
                     let (figures, batch) = (self.clone(), batch.clone());
                     tokio::spawn(async move {
@@ -106,7 +106,7 @@ impl Figures {
                 }
                 Ok(figures)
             }
-            Cached::Miss => self.batch_status_now(batch).await,
+            None => self.batch_status_now(batch).await,
         }
     }
 }

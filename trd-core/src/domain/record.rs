@@ -48,7 +48,12 @@ impl AudioFile {
     /// parses (never the case for records the service created).
     pub fn location(&self) -> Option<FileLocation> {
         Some(FileLocation {
-            batch: self.batch.as_deref().map(BatchName::parse).transpose().ok()?,
+            batch: self
+                .batch
+                .as_deref()
+                .map(BatchName::parse)
+                .transpose()
+                .ok()?,
             filename: FileName::parse(&self.filename).ok()?,
         })
     }
