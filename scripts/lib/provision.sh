@@ -103,7 +103,9 @@ pypi_missing() {
 }
 
 build_secantus() {
-  cargo install secantus-mdb --version "$SECANTUS_VERSION" --locked --ignore-rust-version \
+  # In a target directory of its own (cargo install's temporary one): a CARGO_TARGET_DIR shared
+  # with the release build would make each wait for the other's lock.
+  env -u CARGO_TARGET_DIR cargo install secantus-mdb --version "$SECANTUS_VERSION" --locked --ignore-rust-version \
     --root "$SECANTUS_ROOT"
 }
 

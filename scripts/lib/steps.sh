@@ -26,9 +26,15 @@ step_start() {
   STEP_LABEL[$key]=$label
   STEP_STARTED[$key]=$SECONDS
   step_say "$key" "$label…"
-  ("$@") >"${STEP_LOG[$key]}" 2>&1 &
+  # The step's own end, for its duration: it may be collected much later.
+  (
+    trap 'echo "$SECONDS" >"${STEP_LOG[$key]}.end"' EXIT
+    "$@"
+  ) >"${STEP_LOG[$key]}" 2>&1 &
   STEP_PID[$key]=$!
 }
+
+step_seconds() { echo $(($(cat "${STEP_LOG[$1]}.end" 2>/dev/null || echo "$SECONDS") - STEP_STARTED[$1])); }
 
 # Runs a step in the foreground.
 step_run() {
@@ -48,10 +54,10 @@ steps_wait() {
     [ -n "${STEP_PID[$key]:-}" ] || continue
     if wait "${STEP_PID[$key]}"; then
       unset "STEP_PID[$key]"
-      step_say "$key" "done in $((SECONDS - STEP_STARTED[$key])) s"
+      step_say "$key" "done in $(step_seconds "$key") s"
     else
       unset "STEP_PID[$key]"
-      step_say "$key" "FAILED after $((SECONDS - STEP_STARTED[$key])) s: ${STEP_LABEL[$key]}; end of ${STEP_LOG[$key]}:"
+      step_say "$key" "FAILED after $(step_seconds "$key") s: ${STEP_LABEL[$key]}; end of ${STEP_LOG[$key]}:"
       tail -n 30 "${STEP_LOG[$key]}" >&2
       exit 1
     fi
