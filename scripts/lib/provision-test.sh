@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs what the tests and the recognizer benchmark need on top of provision.sh's: ffmpeg (the
+# tests' odd audio formats), Debian's Chromium and its WebDriver (the Swagger UI browser test),
+# Prometheus's promtool (the strict check of /trd/metrics, taken from Debian's prometheus package
+# into $TRD_CACHE/promtool: installing the package would start a Prometheus server on machines
+# with systemd), a Python virtual environment of API checkers, and the reference `vosk` Python
+# CLI (scripts/bench-recognizer compares with it).
+# Idempotent. Like provision.sh it can be executed or sourced (`provision_test`, then
+# `steps_wait`); it assumes provision.sh's steps ran first.
+set -euo pipefail
+
+PROVISION_TEST_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$PROVISION_TEST_LIB/provision.sh"
+
+# The API checkers: an OpenAPI validator, schemathesis, a Prometheus text parser, Selenium.
+TEST_TOOLS="$TRD_CACHE/test-tools"
+TEST_REQUIREMENTS="schemathesis==4.32.5 openapi-spec-validator==0.9.0 prometheus-client==0.26.0 selenium==4.51.0"
+PROMTOOL="$TRD_CACHE/promtool/promtool"
+
+test_packages() {
+  command -v ffmpeg >/dev/null || echo ffmpeg
+  command -v chromium >/dev/null || echo chromium
+  command -v chromedriver >/dev/null || echo chromium-driver
+  python3 -c 'import venv, ensurepip' 2>/dev/null || echo python3-venv
+}
+
+promtool_missing() { [ ! -x "$PROMTOOL" ] && ! command -v promtool >/dev/null; }
+
+# Debian packages, then promtool out of Debian's prometheus package.
+install_test_packages() {
+  local tmp
+  if [ $# -gt 0 ]; then
+    apt_install "$@"
+  else
+    as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
+  fi
+  promtool_missing || return 0
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download prometheus)
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+  mkdir -p "$(dirname "$PROMTOOL")"
+  mv "$tmp/x/usr/bin/promtool" "$PROMTOOL"
+  rm -rf "$tmp"
+}
+
+install_test_tools() {
+  rm -rf "$TEST_TOOLS"
+  python3 -m venv "$TEST_TOOLS"
+  # shellcheck disable=SC2086
+  "$TEST_TOOLS/bin/pip" install -q $TEST_REQUIREMENTS
+  echo "$TEST_REQUIREMENTS" >"$TEST_TOOLS/.ready"
+}
+
+provision_test() {
+  STEPS_TAG=provision-test STEPS_TOTAL=3 STEPS_LOGS="$TRD_CACHE/logs"
+  local packages
+  packages=$(test_packages | xargs)
+  local what=${packages:+Debian packages: $packages}
+  promtool_missing && what="${what:+$what, }promtool"
+  [ -z "$what" ] || step_start 1 "installing $what (about 2 min)" install_test_packages $packages
+  if ! python3 -c 'import vosk' 2>/dev/null; then
+    step_start 2 "installing the vosk Python package, the benchmark's reference CLI (under 1 min)" \
+      pip install -q "vosk==$VOSK_VERSION"
+  fi
+  if [ "$(cat "$TEST_TOOLS/.ready" 2>/dev/null)" != "$TEST_REQUIREMENTS" ]; then
+    # python3-venv may be among the packages.
+    python3 -c 'import venv, ensurepip' 2>/dev/null || steps_wait 1
+    step_start 3 "installing the test tools ($TEST_REQUIREMENTS) (about 1 min)" install_test_tools
+  fi
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  provision_test
+  steps_wait
+fi
