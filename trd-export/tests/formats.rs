@@ -203,7 +203,7 @@ fn ffmpeg_cues(path: &Path) -> usize {
         .arg(path)
         .args(["-f", "srt", "-"])
         .output()
-        .expect("ffmpeg is needed by these tests (scripts/lib/provision.sh installs it)");
+        .expect("ffmpeg is needed by these tests (scripts/lib/provision-test.sh installs it)");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success() && stderr.trim().is_empty(),

@@ -101,7 +101,7 @@ fn ffmpeg(args: &[&str]) {
         .args(["-v", "error", "-y"])
         .args(args)
         .status()
-        .expect("ffmpeg is installed by scripts/lib/provision.sh");
+        .expect("ffmpeg is installed by scripts/lib/provision-test.sh");
     assert!(status.success(), "ffmpeg {args:?}");
 }
 

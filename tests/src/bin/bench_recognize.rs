@@ -164,7 +164,7 @@ fn reference_run(model: &Path, input: &Path, output: &Path, tasks: usize) -> f64
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .expect("vosk-transcriber (pip install vosk==0.3.45; scripts/lib/provision.sh does)");
+        .expect("vosk-transcriber (pip install vosk==0.3.45; scripts/lib/provision-test.sh does)");
     let took = started.elapsed().as_secs_f64();
     assert!(status.success(), "vosk-transcriber failed: {status}");
     took

@@ -39,7 +39,7 @@ fn chaos_files(dir: &Path) -> Vec<PathBuf> {
             .arg(clip)
             .arg(&target)
             .status()
-            .expect("ffmpeg (installed by scripts/lib/provision.sh)");
+            .expect("ffmpeg (installed by scripts/lib/provision-test.sh)");
         assert!(ok.success());
         files.push(target);
     }

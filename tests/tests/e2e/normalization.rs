@@ -22,7 +22,7 @@ async fn records_tell_the_truth_and_failures_are_data() {
         .args(["-ac", "2"])
         .arg(&redundant)
         .status()
-        .expect("ffmpeg (installed by scripts/lib/provision.sh)");
+        .expect("ffmpeg (installed by scripts/lib/provision-test.sh)");
     assert!(status.success());
     let notes = staging.path().join("notes.wav");
     std::fs::write(&notes, "minutes of the meeting, not audio\n".repeat(40)).unwrap();
