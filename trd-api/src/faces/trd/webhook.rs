@@ -6,7 +6,7 @@ use std::time::Duration;
 use rocket::serde::json::Json;
 use rocket::{get, post, State};
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
@@ -35,74 +35,56 @@ pub struct ValidateRequest {
     token: String,
 }
 
+/// How hard `validate` tries, from the query string.
+#[derive(Debug, Default, rocket::FromForm, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ValidateQuery {
+    /// Seconds per attempt (0.1–60, default 5).
+    timeout: Option<f64>,
+    /// Extra attempts (at most 10).
+    retries: Option<u32>,
+}
+
 #[utoipa::path(
     tag = "webhook",
     summary = "Check that a webhook target is reachable",
-    params(
-        ("host" = String, Path),
-        ("port" = u16, Path),
-        ("timeout" = Option<f64>, Query, description = "Seconds per attempt (0.1–60, default 5)"),
-        ("retries" = Option<u32>, Query, description = "Extra attempts (at most 10)"),
-    ),
+    params(("host" = String, Path), ("port" = u16, Path), ValidateQuery),
     responses((status = 200, description = "Whether it answered", body = bool, content_type = "application/json"))
 )]
-#[get("/webhook/validate/<host>/<port>?<timeout>&<retries>")]
+#[get("/webhook/validate/<host>/<port>?<query..>")]
 pub async fn validate_get(
     app: &State<App>,
     host: &str,
     port: u16,
-    timeout: Option<f64>,
-    retries: Option<u32>,
+    query: ValidateQuery,
 ) -> ApiResult<Json<bool>> {
-    validate(
-        app,
-        host,
-        port,
-        timeout,
-        retries,
-        ValidateRequest::default(),
-    )
-    .await
+    validate(app, host, port, query, ValidateRequest::default()).await
 }
 
 #[utoipa::path(
     tag = "webhook",
     summary = "Check a webhook target and remember its token (and certificate)",
-    params(
-        ("host" = String, Path),
-        ("port" = u16, Path),
-        ("timeout" = Option<f64>, Query, description = "Seconds per attempt (0.1–60, default 5)"),
-        ("retries" = Option<u32>, Query, description = "Extra attempts (at most 10)"),
-    ),
+    params(("host" = String, Path), ("port" = u16, Path), ValidateQuery),
     request_body(content = Option<ValidateRequest>, content_type = "application/json"),
     responses((status = 200, description = "Whether it answered", body = bool, content_type = "application/json"))
 )]
-#[post("/webhook/validate/<host>/<port>?<timeout>&<retries>", data = "<body>")]
+#[post("/webhook/validate/<host>/<port>?<query..>", data = "<body>")]
 pub async fn validate_post(
     app: &State<App>,
     host: &str,
     port: u16,
-    timeout: Option<f64>,
-    retries: Option<u32>,
+    query: ValidateQuery,
     body: Option<Json<ValidateRequest>>,
 ) -> ApiResult<Json<bool>> {
-    validate(
-        app,
-        host,
-        port,
-        timeout,
-        retries,
-        body.map(|b| b.into_inner()).unwrap_or_default(),
-    )
-    .await
+    let body = body.map(|b| b.into_inner()).unwrap_or_default();
+    validate(app, host, port, query, body).await
 }
 
 async fn validate(
     app: &App,
     host: &str,
     port: u16,
-    timeout: Option<f64>,
-    retries: Option<u32>,
+    query: ValidateQuery,
     body: ValidateRequest,
 ) -> ApiResult<Json<bool>> {
     if host.is_empty()
@@ -115,8 +97,8 @@ async fn validate(
             "'{host}' is not a host name or address"
         )));
     }
-    let timeout = Duration::from_secs_f64(timeout.unwrap_or(5.0).clamp(0.1, 60.0));
-    let retries = retries.unwrap_or(0).min(10);
+    let timeout = Duration::from_secs_f64(query.timeout.unwrap_or(5.0).clamp(0.1, 60.0));
+    let retries = query.retries.unwrap_or(0).min(10);
     let allow = AllowList::new(&app.settings.webhook_allow);
     let ok = match reachable(&allow, host, port, &body.crt, timeout, retries).await {
         Ok(ok) => ok,
