@@ -64,17 +64,16 @@ async fn a_job_submitted_as_bytes_is_followed_to_its_result() {
         model: Some("no-such-model".into()),
         ..StartOptions::default()
     };
-    let refused = jobs.start(record.id, &unknown_model).await;
+    let refused = jobs.check_options(unknown_model).await;
     assert!(
         matches!(refused, Err(JobError::InvalidOptions(_))),
         "{refused:?}"
     );
     assert_eq!(jobs.record(record.id).await.unwrap().control, Control::Idle);
 
-    jobs.start(record.id, &StartOptions::default())
-        .await
-        .unwrap();
-    let twice = jobs.start(record.id, &StartOptions::default()).await;
+    let defaults = jobs.check_options(StartOptions::default()).await.unwrap();
+    jobs.start(record.id, &defaults).await.unwrap();
+    let twice = jobs.start(record.id, &defaults).await;
     assert!(
         matches!(twice, Err(JobError::NotStartable { .. })),
         "{twice:?}"

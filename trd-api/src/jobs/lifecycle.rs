@@ -3,20 +3,19 @@
 //! double start never queues a file twice.
 
 use mongodb::bson::{self, oid::ObjectId};
-use trd_core::domain::{AudioFile, Control, StartOptions};
+use trd_core::domain::{AudioFile, Control};
 use trd_core::store::webhooks::Event;
 use trd_core::store::{StartOutcome, StopOutcome};
 use trd_core::WorkItem;
 
-use super::{JobError, JobResult, Jobs};
+use super::{CheckedOptions, JobError, JobResult, Jobs};
 use crate::shapes::TranscriptResult;
 
 impl Jobs {
     /// Moves an IDLE or PAUSED file to RUNNING and queues it at the stage its status implies.
-    pub async fn start(&self, id: ObjectId, options: &StartOptions) -> JobResult<AudioFile> {
-        self.check_options(options).await?;
+    pub async fn start(&self, id: ObjectId, options: &CheckedOptions) -> JobResult<AudioFile> {
         let previous = self.store.audiofile(id).await?.map(|r| r.control);
-        let record = match self.store.start(id, options).await? {
+        let record = match self.store.start(id, options.options()).await? {
             StartOutcome::NotFound => return Err(JobError::NotFound(id)),
             StartOutcome::NotStartable(r) => {
                 return Err(JobError::NotStartable {

@@ -12,10 +12,21 @@ pub const DIARIZATION_MODES: [&str; 4] = ["auto", "speaker", "channel", "none"];
 /// Speaker counts the diarizer can be held to.
 pub const SPEAKERS: std::ops::RangeInclusive<u32> = 1..=32;
 
+/// Start options the service has checked it can honour: the only kind [`Jobs::start`] takes,
+/// so a batch start checks once (webhook targets mean DNS look-ups), not once per file.
+#[derive(Debug, Clone)]
+pub struct CheckedOptions(StartOptions);
+
+impl CheckedOptions {
+    pub fn options(&self) -> &StartOptions {
+        &self.0
+    }
+}
+
 impl Jobs {
     /// Refuses options the service cannot honour: an unknown model, an unknown diarization
     /// mode, impossible speaker counts, a webhook it may never call.
-    pub async fn check_options(&self, options: &StartOptions) -> JobResult<()> {
+    pub async fn check_options(&self, options: StartOptions) -> JobResult<CheckedOptions> {
         let invalid = |message: String| Err(JobError::InvalidOptions(message));
         if let Some(model) = &options.model {
             if self.settings.model_dir(model).is_none() {
@@ -51,7 +62,8 @@ impl Jobs {
                 return invalid(format!("min_speakers {min} is above max_speakers {max}"));
             }
         }
-        self.check_webhook_targets(&options.webhooks).await
+        self.check_webhook_targets(&options.webhooks).await?;
+        Ok(CheckedOptions(options))
     }
 
     /// Refuses webhook URLs the service would never be allowed to call.

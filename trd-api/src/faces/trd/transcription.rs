@@ -49,7 +49,7 @@ pub async fn start_one(
     query: StartQuery,
 ) -> ApiResult<Json<RecordView>> {
     let id = parse_id(id)?;
-    let options = query.into_options()?;
+    let options = app.jobs.check_options(query.into_options()?).await?;
     let record = app.jobs.start(id.object_id(), &options).await?;
     Ok(Json(RecordView::from(&record)))
 }
@@ -68,8 +68,7 @@ pub async fn start_batch(
     query: StartQuery,
 ) -> ApiResult<Json<UrlMap>> {
     let batch = parse_batch(batch)?;
-    let options = query.into_options()?;
-    app.jobs.check_options(&options).await?;
+    let options = app.jobs.check_options(query.into_options()?).await?;
     let records = batch_records(app, &batch).await?;
     for r in records.iter().filter(|r| r.control.can_start()) {
         skip_changed(app.jobs.start(r.id, &options).await)?;
