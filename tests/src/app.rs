@@ -80,6 +80,8 @@ pub fn test_settings(workdir: &Path) -> Settings {
         database: format!("trd_test_{tag}"),
         queue_prefix: format!("test.{tag}."),
         workdir: workdir.to_path_buf(),
+        // Hidden: the watcher skips it.
+        state_dir: workdir.join(".trd-state"),
         port: free_port(),
         rescan_interval_ms: 300,
         settle_ms: 300,

@@ -73,6 +73,9 @@ pub struct Settings {
     /// The directory holding the diarizer's voice-activity and speaker-embedding weights
     /// (`scripts/lib/provision-diarizer.sh` fills it).
     pub diarizer_models: PathBuf,
+    /// Where the service keeps its own generated secrets (the first admin key, the webhook
+    /// signing secret), each file readable by its owner only.
+    pub state_dir: PathBuf,
 }
 
 impl Default for Settings {
@@ -122,6 +125,7 @@ impl Default for Settings {
             log_format: LogFormat::default(),
             worker_name: gethostname::gethostname().to_string_lossy().into_owned(),
             diarizer_models: cache.join("diarizer-models"),
+            state_dir: PathBuf::from("var"),
         }
     }
 }
