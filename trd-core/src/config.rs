@@ -9,6 +9,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::logging::LogFormat;
+use crate::store::identity::Scope;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
@@ -76,6 +77,37 @@ pub struct Settings {
     /// Where the service keeps its own generated secrets (the first admin key, the webhook
     /// signing secret), each file readable by its owner only.
     pub state_dir: PathBuf,
+    /// A key with every scope, for bootstrapping (`TRD_ADMIN_TOKEN`). Unset and no key stored:
+    /// the API generates an admin key at first start into `<state_dir>/admin-token`.
+    pub admin_token: Option<String>,
+    /// Networks whose requests need no credential (IP networks such as `127.0.0.0/8`). The
+    /// original service had no credentials and its clients send none; behind a reverse proxy
+    /// every request comes from the proxy, so empty this list there.
+    pub trusted_networks: Vec<String>,
+    /// What an anonymous request from a trusted network may do.
+    pub anonymous_scopes: Vec<Scope>,
+    /// Host names the API answers to (the `Host` header, without port); others get 421, so a
+    /// rebound DNS name cannot reach it. The bind address is always allowed. `*` allows any.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (`https://console.example.com`) allowed to change state, beside the
+    /// API's own origin.
+    pub allowed_origins: Vec<String>,
+    /// Whether anyone may register a user (the DeepSpeech REST default); otherwise
+    /// registration needs an admin credential.
+    pub open_registration: bool,
+    /// Key signing the access tokens (JWT, HS256). Unset: generated at first start into
+    /// `<state_dir>/jwt-secret`.
+    pub jwt_secret: Option<String>,
+    /// Lifetime of an access token.
+    pub access_token_seconds: u64,
+    /// Lifetime of a refresh token.
+    pub refresh_token_seconds: u64,
+    /// Requests per second one principal may make on average; 0: no limit.
+    pub rate_limit_per_second: u32,
+    /// Requests one principal may make at once before the average applies.
+    pub rate_limit_burst: u32,
+    /// Uploads in progress at once, over all principals; more get 429.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for Settings {
@@ -126,6 +158,18 @@ impl Default for Settings {
             worker_name: gethostname::gethostname().to_string_lossy().into_owned(),
             diarizer_models: cache.join("diarizer-models"),
             state_dir: PathBuf::from("var"),
+            admin_token: None,
+            trusted_networks: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
+            anonymous_scopes: vec![Scope::Read, Scope::Operate],
+            allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
+            allowed_origins: Vec::new(),
+            open_registration: false,
+            jwt_secret: None,
+            access_token_seconds: 900,
+            refresh_token_seconds: 30 * 24 * 3600,
+            rate_limit_per_second: 50,
+            rate_limit_burst: 200,
+            max_concurrent_uploads: 16,
         }
     }
 }
@@ -196,6 +240,28 @@ impl Settings {
         }
         if self.max_delivery_attempts == 0 {
             return invalid("max_delivery_attempts", "must be at least 1");
+        }
+        if self
+            .trusted_networks
+            .iter()
+            .any(|n| n.parse::<ipnet::IpNet>().is_err())
+        {
+            return invalid(
+                "trusted_networks",
+                "must be IP networks such as 127.0.0.0/8",
+            );
+        }
+        if self.access_token_seconds == 0 || self.refresh_token_seconds == 0 {
+            return invalid(
+                "access_token_seconds",
+                "token lifetimes must be at least 1 s",
+            );
+        }
+        if self.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return invalid("admin_token", "must be at least 16 characters");
+        }
+        if self.max_concurrent_uploads == 0 {
+            return invalid("max_concurrent_uploads", "must be at least 1");
         }
         if self.worker_name.is_empty() {
             return invalid("worker_name", "must not be empty");

@@ -21,7 +21,10 @@ pub enum LogFormat {
 /// ecosystem, not a TRD setting), `format` from the typed settings shapes the lines.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,lapin=warn,mongodb=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,lapin=warn,mongodb=warn"))
+        // Rocket's server logs each request's raw head at debug level, before the identity
+        // layer has taken the credential out of it: never below info, whatever RUST_LOG says.
+        .add_directive("rocket::server=info".parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),

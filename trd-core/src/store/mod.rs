@@ -8,6 +8,8 @@
 //! - `stage_metrics`: cumulative per-stage run counters and duration histograms ([`stage_metrics`]).
 //! - `webhook_outbox` and `webhook_tokens`: durable webhook deliveries and the tokens clients
 //!   validated ([`webhooks`]).
+//! - `api_keys`, `users`, `refresh_tokens` and `audit`: who may use the service (secrets only
+//!   as digests or hashes) and what each changed ([`identity`]).
 //!
 //! Every driver error becomes a [`StoreError`] through one classifier ([`StoreError::from_mongo`]),
 //! so an outage is told apart from a real error the same way everywhere.
@@ -18,6 +20,7 @@
 mod audiofiles;
 mod error;
 pub mod figures;
+pub mod identity;
 mod pcm;
 mod segments;
 pub mod stage_metrics;
@@ -119,7 +122,8 @@ impl Store {
             ))
             .await
             .store()?;
-        self.ensure_webhook_indexes().await
+        self.ensure_webhook_indexes().await?;
+        self.ensure_identity_indexes().await
     }
 
     /// Documents of a collection as stored, sorted by id: for the query endpoint, which
