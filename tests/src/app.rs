@@ -87,6 +87,8 @@ pub fn test_settings(workdir: &Path) -> Settings {
         settle_ms: 300,
         lease_seconds: 15,
         worker_concurrency: 2,
+        // Tests hammer the API from one address; the rate-limit test turns it on.
+        rate_limit_per_second: 0,
         ..Settings::default()
     }
 }
@@ -197,6 +199,33 @@ impl TestApp {
         self.wait_api_up().await;
     }
 
+    /// The admin key the API generated at its first start (`<state_dir>/admin-token`).
+    pub fn admin_key(&self) -> String {
+        let path = self.settings.state_dir.join("admin-token");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_owned()
+    }
+
+    /// A client that presents the admin key on every request.
+    pub fn admin(&self) -> reqwest::Client {
+        self.client_with_key(&self.admin_key())
+    }
+
+    /// A client that presents `key` as `Authorization: Bearer` on every request.
+    pub fn client_with_key(&self, key: &str) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+            .expect("a key is a valid header value");
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("an HTTP client")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -250,6 +279,15 @@ impl TestApp {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// `GET path` with `client` (one presenting a key), which must answer 200 with JSON.
+    pub async fn get_ok_with(&self, client: &reqwest::Client, path: &str) -> Value {
+        let resp = client.get(self.url(path)).send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "GET {path}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
     }
 
     pub async fn get_ok(&self, path: &str) -> Value {

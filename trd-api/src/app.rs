@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rocket::request::{FromRequest, Outcome, Request};
 use trd_core::{Queue, Settings, Store};
 
+use crate::identity::Identity;
 use crate::jobs::Jobs;
 use crate::shapes::RecordUrls;
 use crate::status::Figures;
@@ -20,11 +21,14 @@ pub struct App {
     pub jobs: Jobs,
     /// File and batch figures (see [`crate::status`]).
     pub figures: Figures,
+    /// Who may do what (see [`crate::identity`]).
+    pub identity: Identity,
 }
 
 impl App {
-    pub fn new(settings: Arc<Settings>, store: Store, queue: Queue) -> Self {
+    pub fn new(settings: Arc<Settings>, store: Store, queue: Queue, identity: Identity) -> Self {
         App {
+            identity,
             jobs: Jobs::new(settings.clone(), store.clone(), queue.clone()),
             figures: Figures::new(store.clone(), settings.concurrency()),
             settings,

@@ -22,6 +22,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// No valid credential (a failed log-in, a spent refresh token).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -56,6 +59,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => Status::BadRequest,
             ApiError::NotFound(_) => Status::NotFound,
+            ApiError::Unauthorized(_) => Status::Unauthorized,
             ApiError::Forbidden(_) => Status::Forbidden,
             ApiError::Conflict(_) => Status::Conflict,
             ApiError::PayloadTooLarge(_) => Status::PayloadTooLarge,
@@ -174,9 +178,17 @@ impl<'r> Responder<'r, 'static> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// JSON errors for whatever Rocket itself rejects (unknown routes, bad bodies, limits).
+/// JSON errors for whatever Rocket itself rejects (unknown routes, bad bodies, limits) and for
+/// requests the identity layer refused before their handler (with that refusal's headers).
 #[rocket::catch(default)]
-pub fn default_catcher(status: Status, req: &Request<'_>) -> (Status, Json<ErrorBody>) {
+pub fn default_catcher(status: Status, req: &Request<'_>) -> Caught {
+    if let Some(refusal) = crate::identity::refusal::kept(req) {
+        return Caught {
+            status: refusal.status,
+            body: ErrorBody::new(refusal.status, &refusal.message),
+            headers: refusal.headers(),
+        };
+    }
     let message = match status.code {
         404 => format!("no such resource: {}", req.uri().path()),
         413 => "the upload exceeds the configured size limit".to_owned(),
@@ -188,7 +200,29 @@ pub fn default_catcher(status: Status, req: &Request<'_>) -> (Status, Json<Error
     } else {
         status
     };
-    (status, Json(ErrorBody::new(status, message)))
+    Caught {
+        status,
+        body: ErrorBody::new(status, message),
+        headers: Vec::new(),
+    }
+}
+
+/// What the catcher answers: the JSON error body, its status and any headers it calls for.
+pub struct Caught {
+    status: Status,
+    body: ErrorBody,
+    headers: Vec<rocket::http::Header<'static>>,
+}
+
+impl<'r> Responder<'r, 'static> for Caught {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let mut response = response::Response::build_from(Json(self.body).respond_to(req)?);
+        response.status(self.status);
+        for header in self.headers {
+            response.header(header);
+        }
+        response.ok()
+    }
 }
 
 #[cfg(test)]

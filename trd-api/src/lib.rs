@@ -8,6 +8,8 @@
 //!   OpenAPI document.
 //! - [`status`]: progress figures for files and batches (sums, estimate, shared snapshots).
 //! - [`registry`] and [`watcher`]: files in the work directory become records.
+//! - [`identity`]: who a request acts for (keys, users, tokens, trusted networks), what it
+//!   may do, the `Host` and cross-site checks, rate limits and the audit trail.
 //! - [`webhooks`]: who may be called back, and the loop that delivers callbacks.
 //! - [`zip_stream`]: a batch's results as a ZIP streamed while it is built.
 //! - [`error`]: the one API error type, turned into the contract's JSON error body once.
@@ -17,6 +19,7 @@
 pub mod app;
 pub mod error;
 pub mod faces;
+pub mod identity;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
@@ -70,7 +73,13 @@ pub async fn build(
         .merge(("port", settings.port))
         .merge(("address", settings.address.clone()))
         .merge(("cli_colors", false));
-    let app = App::new(settings, store, queue);
+    let jwt_secret = match &settings.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => identity::secrets::load_or_generate(&settings.state_dir, "jwt-secret")?.0,
+    };
+    identity::bootstrap::first_admin_key(&settings, &store).await?;
+    let identity = identity::Identity::new(settings.clone(), store.clone(), &jwt_secret);
+    let app = App::new(settings, store, queue, identity);
     tokio::spawn(webhooks::deliver::run(
         app.store.clone(),
         app.settings.clone(),
@@ -79,9 +88,11 @@ pub async fn build(
     let requests = metrics::RequestCounter::default();
     Ok(rocket::custom(figment)
         .manage(app)
+        .attach(identity::intake::Intake)
         .attach(AdHoc::on_request("trailing slash", |req, _| {
             Box::pin(async move { strip_trailing_slash(req) })
         }))
+        .attach(identity::audit::AuditTrail)
         .manage(requests.clone())
         .attach(requests)
         .mount("/trd", faces::trd::routes())
@@ -90,6 +101,8 @@ pub async fn build(
             rocket::routes![routes::operations::health, routes::operations::metrics],
         )
         .mount("/", openapi::routes())
+        .mount("/", faces::deepspeech::routes())
+        .mount("/", faces::nanotrix::routes())
         .register("/", rocket::catchers![error::default_catcher]))
 }
 

@@ -80,18 +80,88 @@ impl Modify for ErrorResponses {
         crate::faces::trd::webhook::validate_post,
         crate::routes::operations::health,
         crate::routes::operations::metrics,
+        crate::faces::trd::auth::create_key,
+        crate::faces::trd::auth::list_keys,
+        crate::faces::trd::auth::revoke_key,
+        crate::faces::trd::auth::delete_user,
+        crate::faces::trd::auth::read_audit,
     ),
     components(schemas(ErrorBody, crate::faces::trd::query::QueryCollection)),
-    modifiers(&ErrorResponses),
+    modifiers(&ErrorResponses, &SecuritySchemes),
     tags(
         (name = "audiofile", description = "Records, uploads, registration and deletion"),
         (name = "transcription", description = "Start, stop, reset, status and results"),
         (name = "query", description = "Raw records as newline-delimited JSON"),
         (name = "webhook", description = "Callback targets"),
         (name = "operations", description = "Health and metrics"),
+        (name = "auth", description = "API keys, users and the audit trail (admin)"),
     )
 )]
 struct ApiDoc;
+
+/// The faces served at the root: other services' identity routes.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        crate::faces::deepspeech::register,
+        crate::faces::deepspeech::register_v1,
+        crate::faces::deepspeech::token,
+        crate::faces::deepspeech::token_v1,
+        crate::faces::deepspeech::refresh,
+        crate::faces::deepspeech::refresh_v1,
+        crate::faces::nanotrix::access_token,
+        crate::faces::nanotrix::ntx_token,
+    ),
+    modifiers(&ErrorResponses),
+    tags(
+        (name = "deepspeech", description = "DeepSpeech REST users and tokens"),
+        (name = "nanotrix", description = "Nanotrix log-in and task tokens"),
+    )
+)]
+struct RootDoc;
+
+/// The ways to present a credential, required by every operation (Swagger UI's "Authorize"
+/// fills them in). Anonymous requests from a trusted network need none.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key (`trd_…`), an access token (JWT) or the admin token",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "auth_token",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "auth_token",
+                "The same credential as a query parameter (Speechmatics v1); `token` works too",
+            ))),
+        );
+        components.add_security_scheme(
+            "ntx_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "ntx-token",
+                "A Nanotrix access or task token",
+            ))),
+        );
+        doc.security = Some(
+            ["bearer", "auth_token", "ntx_token"]
+                .map(|name| SecurityRequirement::new(name, Vec::<String>::new()))
+                .to_vec(),
+        );
+    }
+}
 
 /// The document, with the `/trd` mount point in front of every path (the handlers are
 /// declared relative to it).
@@ -102,6 +172,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         paths.paths.insert(format!("/trd{path}"), item);
     }
     doc.paths = paths;
+    doc.merge(RootDoc::openapi());
     doc
 }
 
@@ -117,17 +188,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_operation_is_under_trd_and_declares_the_error_response() {
+    fn every_operation_declares_its_success_and_the_error_response() {
         let doc = document();
         assert!(doc.paths.paths.len() >= 20);
+        let other_faces = ["/users", "/api/v1/", "/token", "/login/", "/store/"];
         for (path, item) in &doc.paths.paths {
-            assert!(path.starts_with("/trd/"), "{path}");
+            assert!(
+                path.starts_with("/trd/") || other_faces.iter().any(|p| path.starts_with(p)),
+                "{path}"
+            );
             for op in [&item.get, &item.post, &item.delete].into_iter().flatten() {
-                assert!(op.responses.responses.contains_key("200"), "{path}");
+                let ok = ["200", "201"]
+                    .iter()
+                    .any(|s| op.responses.responses.contains_key(*s));
+                assert!(ok, "{path}");
                 assert!(op.responses.responses.contains_key("default"), "{path}");
             }
         }
-        let schemas = &doc.components.expect("components").schemas;
+        let schemas = &doc.components.as_ref().expect("components").schemas;
         for shape in [
             "Record",
             "TranscriptResult",
@@ -137,5 +215,9 @@ mod tests {
         ] {
             assert!(schemas.contains_key(shape), "{shape} is in the document");
         }
+        let security = doc.components.as_ref().unwrap().security_schemes.keys();
+        let security: Vec<&String> = security.collect();
+        assert_eq!(security, ["auth_token", "bearer", "ntx_token"]);
+        assert!(doc.security.is_some_and(|s| s.len() == 3));
     }
 }

@@ -256,6 +256,11 @@ impl RecordUrls {
         RecordUrls { base: base.into() }
     }
 
+    /// `http://host:port`, as the client addressed the service.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn of(&self, id: impl std::fmt::Display) -> String {
         format!("{}/trd/audiofile/{id}", self.base)
     }

@@ -7,6 +7,7 @@ mod api;
 mod chaos;
 mod cli;
 mod fuzz;
+mod identity;
 mod jobs;
 mod normalization;
 mod openapi;

@@ -112,7 +112,11 @@ async fn schemathesis_finds_no_server_error_and_no_response_contradicting_the_do
              [dictionaries.batches]\nvalues = [\"seeded\", \"clips\"]\n\n\
              [parameters]\n\
              \"path.id\" = {{ dictionary = \"ids\", probability = 0.5 }}\n\
-             \"path.batch\" = {{ dictionary = \"batches\", probability = 0.5 }}\n"
+             \"path.batch\" = {{ dictionary = \"batches\", probability = 0.5 }}\n\n\
+             [auth]\n\
+             # It calls anonymously from loopback (scope operate): no sign-up through the\n\
+             # DeepSpeech registration it finds in the document.\n\
+             auto-signup = false\n"
         ),
     )
     .unwrap();

@@ -3,6 +3,11 @@
 //! (formats live in `trd-export`). Adding a protocol is a new module here plus, if it needs
 //! one, a format in `trd-export`; nothing else changes.
 //!
-//! - [`trd`]: TRD's own folder-batch API under `/trd` (`../shared/reference/trd-api.md`).
+//! - [`trd`]: TRD's own folder-batch API under `/trd` (`../shared/reference/trd-api.md`), with
+//!   its key, user and audit routes.
+//! - [`deepspeech`]: the DeepSpeech REST API's users and tokens (both route layouts).
+//! - [`nanotrix`]: Nanotrix log-in and task tokens.
 
+pub mod deepspeech;
+pub mod nanotrix;
 pub mod trd;

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::error::ErrorDetail;
+use crate::identity::{Access, Read};
 use crate::metrics::RequestCounter;
 
 /// How long a dependency may take to answer a health check before it counts as down.
@@ -71,7 +72,7 @@ pub struct QueueHealth {
     )
 )]
 #[get("/health")]
-pub async fn health(app: &State<App>) -> (Status, Json<Health>) {
+pub async fn health(app: &State<App>, _who: Access<Read>) -> (Status, Json<Health>) {
     let (mongo, queues) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, app.store.ping()),
         tokio::time::timeout(CHECK_TIMEOUT, app.queue.inspect()),
@@ -134,7 +135,11 @@ pub async fn health(app: &State<App>) -> (Status, Json<Health>) {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
 )]
 #[get("/metrics")]
-pub async fn metrics(app: &State<App>, requests: &State<RequestCounter>) -> (ContentType, String) {
+pub async fn metrics(
+    app: &State<App>,
+    _who: Access<Read>,
+    requests: &State<RequestCounter>,
+) -> (ContentType, String) {
     let body = crate::metrics::render(app, requests).await;
     (
         ContentType::new("text", "plain").with_params([("version", "0.0.4"), ("charset", "utf-8")]),

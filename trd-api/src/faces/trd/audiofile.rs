@@ -5,11 +5,13 @@ use rocket::serde::json::Json;
 use rocket::{delete, get, State};
 use trd_core::domain::{FileLocation, FileName};
 
-use super::{parse_batch, parse_id};
+use super::{parse_id, visible_batch, visible_id};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::identity::{Access, Operate, Read};
 use crate::jobs::Audio;
 use crate::shapes::{RecordUrls, RecordView, UrlMap};
+use trd_core::store::identity::Scope;
 
 #[utoipa::path(
     tag = "audiofile",
@@ -18,8 +20,13 @@ use crate::shapes::{RecordUrls, RecordView, UrlMap};
     responses((status = 200, description = "The record", body = RecordView))
 )]
 #[get("/audiofile/<id>", rank = 3)]
-pub async fn get_record(app: &State<App>, id: &str) -> ApiResult<Json<RecordView>> {
+pub async fn get_record(
+    app: &State<App>,
+    who: Access<Read>,
+    id: &str,
+) -> ApiResult<Json<RecordView>> {
     let record = app.jobs.record(parse_id(id)?.object_id()).await?;
+    who.check_record(&record)?;
     let deliveries = app.store.deliveries_of(record.id).await?;
     Ok(Json(RecordView::from(&record).with_deliveries(&deliveries)))
 }
@@ -30,9 +37,15 @@ pub async fn get_record(app: &State<App>, id: &str) -> ApiResult<Json<RecordView
     responses((status = 200, description = "The records", body = Vec<RecordView>))
 )]
 #[get("/audiofile/list")]
-pub async fn list_all(app: &State<App>) -> ApiResult<Json<Vec<RecordView>>> {
+pub async fn list_all(app: &State<App>, who: Access<Read>) -> ApiResult<Json<Vec<RecordView>>> {
     let records = app.store.list(None).await?;
-    Ok(Json(records.iter().map(RecordView::from).collect()))
+    Ok(Json(
+        records
+            .iter()
+            .filter(|r| who.check_record(r).is_ok())
+            .map(RecordView::from)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(
@@ -42,8 +55,12 @@ pub async fn list_all(app: &State<App>) -> ApiResult<Json<Vec<RecordView>>> {
     responses((status = 200, description = "The records (empty for an unknown batch)", body = Vec<RecordView>))
 )]
 #[get("/audiofile/list/batch/<batch>")]
-pub async fn list_batch(app: &State<App>, batch: &str) -> ApiResult<Json<Vec<RecordView>>> {
-    let batch = parse_batch(batch)?;
+pub async fn list_batch(
+    app: &State<App>,
+    who: Access<Read>,
+    batch: &str,
+) -> ApiResult<Json<Vec<RecordView>>> {
+    let batch = visible_batch(&who, batch)?;
     let records = app.store.list(Some(Some(&batch))).await?;
     Ok(Json(records.iter().map(RecordView::from).collect()))
 }
@@ -58,8 +75,10 @@ pub async fn list_batch(app: &State<App>, batch: &str) -> ApiResult<Json<Vec<Rec
 #[get("/audiofile/create/<filename..>", rank = 2)]
 pub async fn create_file(
     app: &State<App>,
+    who: Access<Operate>,
     filename: Segments<'_, UriPath>,
 ) -> ApiResult<Json<RecordView>> {
+    who.check_destination(None)?;
     let raw: Vec<&str> = filename.collect();
     if raw.first() == Some(&"batch") {
         return Err(ApiError::BadRequest(
@@ -84,10 +103,11 @@ pub async fn create_file(
 #[get("/audiofile/create/batch/<batch>")]
 pub async fn create_batch(
     app: &State<App>,
+    who: Access<Operate>,
     urls: RecordUrls,
     batch: &str,
 ) -> ApiResult<Json<UrlMap>> {
-    let batch = parse_batch(batch)?;
+    let batch = visible_batch(&who, batch)?;
     let dir = app.settings.workdir.join(batch.as_str());
     if !dir.is_dir() {
         return Err(ApiError::NotFound(format!(
@@ -120,10 +140,14 @@ pub async fn create_batch(
 #[allow(non_snake_case)]
 pub async fn delete_file(
     app: &State<App>,
+    who: Access<Operate>,
     id: &str,
     deleteOnDisk: Option<bool>,
 ) -> ApiResult<Json<RecordView>> {
-    let id = parse_id(id)?;
+    if deleteOnDisk == Some(true) {
+        who.require(Scope::Admin)?;
+    }
+    let id = visible_id(app, &who, id).await?;
     let removed = app
         .jobs
         .delete(id.object_id(), deleteOnDisk.unwrap_or(false))
@@ -144,10 +168,14 @@ pub async fn delete_file(
 #[allow(non_snake_case)]
 pub async fn delete_batch(
     app: &State<App>,
+    who: Access<Operate>,
     batch: &str,
     deleteOnDisk: Option<bool>,
 ) -> ApiResult<Json<Vec<RecordView>>> {
-    let batch = parse_batch(batch)?;
+    if deleteOnDisk == Some(true) {
+        who.require(Scope::Admin)?;
+    }
+    let batch = visible_batch(&who, batch)?;
     let records = app.store.list(Some(Some(&batch))).await?;
     if records.is_empty() {
         return Err(ApiError::NotFound(format!("no batch '{batch}'")));

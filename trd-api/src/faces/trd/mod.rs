@@ -9,6 +9,7 @@
 //! - [`query`]: raw records as newline-delimited JSON.
 
 pub mod audiofile;
+pub mod auth;
 pub mod query;
 pub mod start_query;
 pub mod transcription;
@@ -17,7 +18,9 @@ pub mod webhook;
 
 use trd_core::domain::{AudioFileId, BatchName};
 
+use crate::app::App;
 use crate::error::ApiError;
+use crate::identity::Principal;
 
 /// Every route of the face, relative to `/trd`.
 pub fn routes() -> Vec<rocket::Route> {
@@ -44,6 +47,11 @@ pub fn routes() -> Vec<rocket::Route> {
         webhook::whoami,
         webhook::validate_get,
         webhook::validate_post,
+        auth::create_key,
+        auth::list_keys,
+        auth::revoke_key,
+        auth::delete_user,
+        auth::read_audit,
     ]
 }
 
@@ -53,4 +61,25 @@ pub(crate) fn parse_id(raw: &str) -> Result<AudioFileId, ApiError> {
 
 pub(crate) fn parse_batch(raw: &str) -> Result<BatchName, ApiError> {
     Ok(BatchName::parse(raw)?)
+}
+
+/// A batch the principal may see (404 otherwise, as for a batch that does not exist).
+pub(crate) fn visible_batch(who: &Principal, raw: &str) -> Result<BatchName, ApiError> {
+    let batch = parse_batch(raw)?;
+    who.check_batch(&batch)?;
+    Ok(batch)
+}
+
+/// A file the principal may act on: a principal limited to batches gets 404 for a file
+/// outside them, as for a file that does not exist.
+pub(crate) async fn visible_id(
+    app: &App,
+    who: &Principal,
+    raw: &str,
+) -> Result<AudioFileId, ApiError> {
+    let id = parse_id(raw)?;
+    if who.batches.is_some() {
+        who.check_record(&app.jobs.record(id.object_id()).await?)?;
+    }
+    Ok(id)
 }

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::identity::{Access, Principal, Read};
 use crate::shapes::http_date;
 
 /// How a field's value is read from the query string; `None`: it can be projected, not
@@ -199,6 +200,30 @@ fn to_json(value: Bson) -> Value {
     }
 }
 
+/// What a principal limited to batches may see of `collection`: its batches' records, and
+/// their segments.
+async fn tenant_filter(
+    app: &App,
+    who: &Principal,
+    collection: &str,
+) -> ApiResult<Option<Document>> {
+    let Some(batches) = who.batch_filter() else {
+        return Ok(None);
+    };
+    let own = doc! {"batch": {"$in": &batches}};
+    if collection == "audiofiles" {
+        return Ok(Some(own));
+    }
+    let ids: Vec<ObjectId> = app
+        .store
+        .find_documents("audiofiles", own, doc! {"_id": 1})
+        .await?
+        .filter_map(|d| async move { d.ok()?.get_object_id("_id").ok() })
+        .collect()
+        .await;
+    Ok(Some(doc! {"audiofile_id": {"$in": ids}}))
+}
+
 /// Which collection the query reads (contract section 7).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -221,6 +246,7 @@ pub enum QueryCollection {
 #[get("/query/collection/<collection>")]
 pub async fn query_collection(
     app: &State<App>,
+    who: Access<Read>,
     collection: &str,
     uri: &Origin<'_>,
 ) -> ApiResult<(ContentType, ByteStream<impl Stream<Item = Vec<u8>>>)> {
@@ -234,6 +260,10 @@ pub async fn query_collection(
         })
         .unwrap_or_default();
     let (filter, projection) = collection.parse(&query)?;
+    let filter = match tenant_filter(app, &who, collection.name).await? {
+        Some(tenant) => doc! {"$and": [filter, tenant]},
+        None => filter,
+    };
     let cursor = app
         .store
         .find_documents(collection.name, filter, projection)

@@ -7,12 +7,14 @@ use trd_core::domain::{AudioFile, BatchName, Control, Status};
 use trd_export::{ExportFormat, ExportOptions};
 
 use super::start_query::StartQuery;
-use super::{parse_batch, parse_id};
+use super::{parse_id, visible_batch, visible_id};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::identity::{Access, Operate, Read};
 use crate::jobs::JobError;
 use crate::shapes::{BatchStatus, FileStatus, RecordUrls, RecordView, TranscriptResult, UrlMap};
 use crate::zip_stream::{batch_zip, BatchFormat, ZipDownload};
+use trd_core::store::identity::Scope;
 
 async fn batch_records(app: &App, batch: &BatchName) -> ApiResult<Vec<AudioFile>> {
     let records = app.store.list(Some(Some(batch))).await?;
@@ -45,10 +47,11 @@ fn skip_changed<T>(outcome: Result<T, JobError>) -> ApiResult<()> {
 #[get("/transcription/start/audiofile/<id>")]
 pub async fn start_one(
     app: &State<App>,
+    who: Access<Operate>,
     id: &str,
     query: StartQuery,
 ) -> ApiResult<Json<RecordView>> {
-    let id = parse_id(id)?;
+    let id = visible_id(app, &who, id).await?;
     let options = app.jobs.check_options(query.into_options()?).await?;
     let record = app.jobs.start(id.object_id(), &options).await?;
     Ok(Json(RecordView::from(&record)))
@@ -63,11 +66,12 @@ pub async fn start_one(
 #[get("/transcription/start/batch/<batch>")]
 pub async fn start_batch(
     app: &State<App>,
+    who: Access<Operate>,
     urls: RecordUrls,
     batch: &str,
     query: StartQuery,
 ) -> ApiResult<Json<UrlMap>> {
-    let batch = parse_batch(batch)?;
+    let batch = visible_batch(&who, batch)?;
     let options = app.jobs.check_options(query.into_options()?).await?;
     let records = batch_records(app, &batch).await?;
     for r in records.iter().filter(|r| r.control.can_start()) {
@@ -83,8 +87,13 @@ pub async fn start_batch(
     responses((status = 200, description = "The record", body = RecordView))
 )]
 #[get("/transcription/stop/audiofile/<id>")]
-pub async fn stop_one(app: &State<App>, id: &str) -> ApiResult<Json<RecordView>> {
-    let record = app.jobs.stop(parse_id(id)?.object_id()).await?;
+pub async fn stop_one(
+    app: &State<App>,
+    who: Access<Operate>,
+    id: &str,
+) -> ApiResult<Json<RecordView>> {
+    let id = visible_id(app, &who, id).await?;
+    let record = app.jobs.stop(id.object_id()).await?;
     Ok(Json(RecordView::from(&record)))
 }
 
@@ -97,10 +106,11 @@ pub async fn stop_one(app: &State<App>, id: &str) -> ApiResult<Json<RecordView>>
 #[get("/transcription/stop/batch/<batch>")]
 pub async fn stop_batch(
     app: &State<App>,
+    who: Access<Operate>,
     urls: RecordUrls,
     batch: &str,
 ) -> ApiResult<Json<UrlMap>> {
-    let batch = parse_batch(batch)?;
+    let batch = visible_batch(&who, batch)?;
     let records = batch_records(app, &batch).await?;
     for r in records.iter().filter(|r| r.control == Control::Running) {
         skip_changed(app.jobs.stop(r.id).await)?;
@@ -115,8 +125,13 @@ pub async fn stop_batch(
     responses((status = 200, description = "The new record", body = RecordView))
 )]
 #[get("/transcription/reset/audiofile/<id>")]
-pub async fn reset_one(app: &State<App>, id: &str) -> ApiResult<Json<RecordView>> {
-    let fresh = app.jobs.reset(parse_id(id)?.object_id()).await?;
+pub async fn reset_one(
+    app: &State<App>,
+    who: Access<Operate>,
+    id: &str,
+) -> ApiResult<Json<RecordView>> {
+    let id = visible_id(app, &who, id).await?;
+    let fresh = app.jobs.reset(id.object_id()).await?;
     Ok(Json(RecordView::from(&fresh)))
 }
 
@@ -132,10 +147,14 @@ pub async fn reset_one(app: &State<App>, id: &str) -> ApiResult<Json<RecordView>
 #[get("/transcription/reset/batch/<batch>?<hard>")]
 pub async fn reset_batch(
     app: &State<App>,
+    who: Access<Operate>,
     batch: &str,
     hard: Option<bool>,
 ) -> ApiResult<Json<BatchStatus>> {
-    let batch = parse_batch(batch)?;
+    if hard == Some(true) {
+        who.require(Scope::Admin)?;
+    }
+    let batch = visible_batch(&who, batch)?;
     let records = batch_records(app, &batch).await?;
     let hard = hard.unwrap_or(false);
     for r in records {
@@ -156,8 +175,13 @@ pub async fn reset_batch(
     responses((status = 200, description = "File status", body = FileStatus))
 )]
 #[get("/transcription/status/audiofile/<id>")]
-pub async fn status_one(app: &State<App>, id: &str) -> ApiResult<Json<FileStatus>> {
+pub async fn status_one(
+    app: &State<App>,
+    who: Access<Read>,
+    id: &str,
+) -> ApiResult<Json<FileStatus>> {
     let record = app.jobs.record(parse_id(id)?.object_id()).await?;
+    who.check_record(&record)?;
     Ok(Json(app.figures.file_status(&record).await?))
 }
 
@@ -168,8 +192,12 @@ pub async fn status_one(app: &State<App>, id: &str) -> ApiResult<Json<FileStatus
     responses((status = 200, description = "Batch status", body = BatchStatus))
 )]
 #[get("/transcription/status/batch/<batch>")]
-pub async fn status_batch(app: &State<App>, batch: &str) -> ApiResult<Json<BatchStatus>> {
-    let batch = parse_batch(batch)?;
+pub async fn status_batch(
+    app: &State<App>,
+    who: Access<Read>,
+    batch: &str,
+) -> ApiResult<Json<BatchStatus>> {
+    let batch = visible_batch(&who, batch)?;
     Ok(Json(app.figures.batch_status(&batch).await?))
 }
 
@@ -195,12 +223,14 @@ pub async fn status_batch(app: &State<App>, batch: &str) -> ApiResult<Json<Batch
 #[get("/transcription/result/audiofile/<id>?<format>&<max_line_length>&<max_lines>")]
 pub async fn result_one(
     app: &State<App>,
+    who: Access<Read>,
     id: &str,
     format: Option<&str>,
     max_line_length: Option<usize>,
     max_lines: Option<usize>,
 ) -> ApiResult<(ContentType, Vec<u8>)> {
-    let (record, segments) = app.jobs.result(parse_id(id)?.object_id()).await?;
+    let id = visible_id(app, &who, id).await?;
+    let (record, segments) = app.jobs.result(id.object_id()).await?;
     let format = format.unwrap_or("json");
     if format.eq_ignore_ascii_case("json") {
         let body = serde_json::to_vec(&TranscriptResult::new(&record, &segments))
@@ -239,12 +269,13 @@ pub async fn result_one(
 #[get("/transcription/result/batch/<batch>?<format>&<max_line_length>&<max_lines>")]
 pub async fn result_batch(
     app: &State<App>,
+    who: Access<Read>,
     batch: &str,
     format: Option<&str>,
     max_line_length: Option<usize>,
     max_lines: Option<usize>,
 ) -> ApiResult<ZipDownload<impl futures::Stream<Item = Vec<u8>>>> {
-    let batch = parse_batch(batch)?;
+    let batch = visible_batch(&who, batch)?;
     let format = match format.unwrap_or("json") {
         f if f.eq_ignore_ascii_case("json") => BatchFormat::Json,
         f if f.eq_ignore_ascii_case("json-array") => BatchFormat::JsonArray,

@@ -13,6 +13,8 @@ use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::identity::guard::UploadSlot;
+use crate::identity::{Access, Operate};
 use crate::jobs::Audio;
 use crate::shapes::{Binary, RecordUrls, UrlMap};
 
@@ -35,6 +37,8 @@ pub struct Upload<'r> {
 #[post("/audiofile/upload", data = "<form>")]
 pub async fn upload(
     app: &State<App>,
+    who: Access<Operate>,
+    _slot: UploadSlot,
     urls: RecordUrls,
     form: Result<Form<Upload<'_>>, Errors<'_>>,
 ) -> ApiResult<Json<UrlMap>> {
@@ -62,6 +66,7 @@ pub async fn upload(
         Some(b) => Some(BatchName::parse(b)?),
         None => None,
     };
+    who.check_destination(batch.as_ref())?;
     let mut records = Vec::new();
     for file in form.files.iter_mut() {
         let raw = file

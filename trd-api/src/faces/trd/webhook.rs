@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::identity::{Access, Operate, Read};
 use crate::webhooks::allow::AllowList;
 use crate::webhooks::deliver::{reachable, SendError};
 
@@ -20,7 +21,7 @@ use crate::webhooks::deliver::{reachable, SendError};
     responses((status = 200, description = "The address, a JSON string", body = String, content_type = "application/json"))
 )]
 #[get("/webhook/whoami")]
-pub fn whoami(ip: Option<IpAddr>) -> Json<String> {
+pub fn whoami(_who: Access<Read>, ip: Option<IpAddr>) -> Json<String> {
     Json(ip.map(|i| i.to_string()).unwrap_or_default())
 }
 
@@ -54,6 +55,7 @@ pub struct ValidateQuery {
 #[get("/webhook/validate/<host>/<port>?<query..>")]
 pub async fn validate_get(
     app: &State<App>,
+    _who: Access<Operate>,
     host: &str,
     port: u16,
     query: ValidateQuery,
@@ -71,6 +73,7 @@ pub async fn validate_get(
 #[post("/webhook/validate/<host>/<port>?<query..>", data = "<body>")]
 pub async fn validate_post(
     app: &State<App>,
+    _who: Access<Operate>,
     host: &str,
     port: u16,
     query: ValidateQuery,
