@@ -27,6 +27,10 @@ pub struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     pub url: String,
+    /// An API key or access token, sent as `Authorization: Bearer` (none: anonymous, which
+    /// the service allows from its trusted networks).
+    #[arg(long, global = true, env = "TRD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Print the service's JSON instead of text (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
@@ -108,10 +112,58 @@ pub enum Command {
     },
     /// The service's dependencies and queues (exit 5 when one is down).
     Health,
+    /// API keys (admin).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Users (admin).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed this once.
+    Create {
+        /// What the key is for.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Scopes: read, operate, admin (comma-separated or repeated).
+        #[arg(long = "scope", value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Limit the key to this batch (repeatable); none: every batch.
+        #[arg(long = "batch")]
+        batches: Vec<String>,
+    },
+    /// List the keys (never their secrets).
+    Ls,
+    /// Revoke a key, at once.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user; the password is read from standard input (one line).
+    Add {
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Scopes: read, operate, admin (default read,operate).
+        #[arg(long = "scope", value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Limit the user to this batch (repeatable).
+        #[arg(long = "batch")]
+        batches: Vec<String>,
+    },
+    /// Remove a user; their tokens stop working at once.
+    Rm { name: String },
 }
 
 pub fn run(cli: Cli) -> CliResult<()> {
-    let api = Api::new(&cli.url)?;
+    let api = Api::new(&cli.url, cli.token.as_deref())?;
     let json = cli.json;
     match cli.command {
         Command::Upload { batch, files } => {
@@ -207,6 +259,78 @@ pub fn run(cli: Cli) -> CliResult<()> {
                 output::health(&answer);
             }
         }
+        Command::Keys { command } => keys(&api, command, json)?,
+        Command::Users { command } => users(&api, command, json)?,
+    }
+    Ok(())
+}
+
+fn keys(api: &Api, command: KeysCommand, json: bool) -> CliResult<()> {
+    let answer = match command {
+        KeysCommand::Create {
+            name,
+            scopes,
+            batches,
+        } => {
+            let mut body = serde_json::json!({"name": name, "scopes": scopes});
+            if !batches.is_empty() {
+                body["batches"] = serde_json::json!(batches);
+            }
+            let created = api.post_json("/trd/auth/keys", &body)?;
+            if !json {
+                println!("{}", created["key"].as_str().unwrap_or_default());
+                eprintln!(
+                    "key {} created: keep it now, it is not shown again",
+                    created["id"].as_str().unwrap_or_default()
+                );
+                return Ok(());
+            }
+            created
+        }
+        KeysCommand::Ls => api.get_json("/auth/keys", &[])?,
+        KeysCommand::Revoke { id } => {
+            api.delete_json(&format!("/trd/auth/keys/{}", encode(&id)))?
+        }
+    };
+    if json {
+        output::json(&answer);
+    } else {
+        output::keys(&answer);
+    }
+    Ok(())
+}
+
+fn users(api: &Api, command: UsersCommand, json: bool) -> CliResult<()> {
+    let answer = match command {
+        UsersCommand::Add {
+            name,
+            email,
+            scopes,
+            batches,
+        } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let mut body = serde_json::json!({"username": name, "password": password});
+            if let Some(email) = email {
+                body["email"] = serde_json::json!(email);
+            }
+            if !scopes.is_empty() {
+                body["scopes"] = serde_json::json!(scopes);
+            }
+            if !batches.is_empty() {
+                body["batches"] = serde_json::json!(batches);
+            }
+            api.post_json("/api/v1/users/register", &body)?
+        }
+        UsersCommand::Rm { name } => {
+            api.delete_json(&format!("/trd/auth/users/{}", encode(&name)))?
+        }
+    };
+    if json {
+        output::json(&answer);
+    } else {
+        println!("{}", answer["username"].as_str().unwrap_or_default());
     }
     Ok(())
 }

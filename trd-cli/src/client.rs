@@ -64,8 +64,19 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(base: &str) -> CliResult<Self> {
+    /// `token`: a key or access token sent as `Authorization: Bearer` with every request.
+    pub fn new(base: &str, token: Option<&str>) -> CliResult<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| {
+                    CliError::Other("the token has characters a header cannot hold".into())
+                })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = Client::builder()
+            .default_headers(headers)
             .connect_timeout(Duration::from_secs(10))
             // Uploads and batch ZIPs can take long; the connection timeout catches dead hosts.
             .timeout(None)
@@ -111,6 +122,23 @@ impl Api {
     /// `GET /trd{path}` with query pairs, answered with JSON.
     pub fn get_json(&self, path: &str, query: &[(&str, String)]) -> CliResult<Value> {
         let response = self.send(self.http.get(self.url(path)).query(query))?;
+        response
+            .json()
+            .map_err(|e| CliError::Other(format!("malformed answer from {path}: {e}")))
+    }
+
+    /// `POST {base}{path}` (a path from the root, not under `/trd`) with a JSON body,
+    /// answered with JSON.
+    pub fn post_json(&self, path: &str, body: &Value) -> CliResult<Value> {
+        let response = self.send(self.http.post(format!("{}{path}", self.base)).json(body))?;
+        response
+            .json()
+            .map_err(|e| CliError::Other(format!("malformed answer from {path}: {e}")))
+    }
+
+    /// `DELETE {base}{path}`, answered with JSON.
+    pub fn delete_json(&self, path: &str) -> CliResult<Value> {
+        let response = self.send(self.http.delete(format!("{}{path}", self.base)))?;
         response
             .json()
             .map_err(|e| CliError::Other(format!("malformed answer from {path}: {e}")))

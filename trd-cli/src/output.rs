@@ -161,6 +161,34 @@ pub fn health(h: &Value) {
     }
 }
 
+/// API keys (one, or a list): id, name, scopes and batches, one line each.
+pub fn keys(answer: &Value) {
+    let list = match answer.as_array() {
+        Some(list) => list.clone(),
+        None => vec![answer.clone()],
+    };
+    for key in list {
+        let words = |field: &str| {
+            key[field]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_else(|| "*".to_owned())
+        };
+        println!(
+            "{}  {:<24}  scopes {:<20}  batches {}",
+            key["id"].as_str().unwrap_or_default(),
+            key["name"].as_str().unwrap_or_default(),
+            words("scopes"),
+            words("batches"),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,3 +157,120 @@ async fn the_cli_drives_a_batch_from_upload_to_downloaded_csvs() {
         assert!(String::from_utf8_lossy(&help.stdout).contains("--watch"));
     });
 }
+
+/// `trd` with a credential in `TRD_TOKEN`, and the password on standard input.
+fn trd_as(base: &str, token: &str, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(bin_dir().join("trd"))
+        .env("TRD_URL", base)
+        .env("TRD_TOKEN", token)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the trd binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_keys_and_users_with_a_token() {
+    let _turn = trd_tests::turns::shared().await;
+    // No trusted network: every command needs its token.
+    let app =
+        trd_tests::app::spawn_app_with(Workers::None, |s| s.trusted_networks = Vec::new()).await;
+    let base = app.base.clone();
+    let admin = app.admin_key();
+    tokio::task::block_in_place(|| {
+        let anonymous = trd(&base, &["ls"]);
+        assert_eq!(anonymous.status.code(), Some(4), "401 is a refusal");
+
+        let created = trd_as(
+            &base,
+            &admin,
+            &[
+                "keys",
+                "create",
+                "--name",
+                "night shift",
+                "--scope",
+                "read,operate",
+                "--batch",
+                "calls",
+            ],
+            "",
+        );
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        let key = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+        assert!(key.starts_with("trd_"), "{key}");
+        assert!(String::from_utf8_lossy(&created.stderr).contains("not shown again"));
+
+        let listed = trd_as(&base, &admin, &["keys", "ls", "--json"], "");
+        let keys: Value = serde_json::from_slice(&listed.stdout).unwrap();
+        let ours = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == "night shift")
+            .expect("listed");
+        assert_eq!(ours["batches"], serde_json::json!(["calls"]));
+        assert!(!String::from_utf8_lossy(&listed.stdout).contains(&key[key.len() - 20..]));
+        let id = ours["id"].as_str().unwrap().to_owned();
+
+        // The new key works through --token, and only for what it may do.
+        let ls = trd(&base, &["--token", &key, "ls", "--json"]);
+        assert!(
+            ls.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ls.stderr)
+        );
+        let other = trd(&base, &["--token", &key, "status", "--batch", "elsewhere"]);
+        assert_eq!(other.status.code(), Some(3), "outside its batches: 404");
+        let not_admin = trd(&base, &["--token", &key, "keys", "ls"]);
+        assert_eq!(not_admin.status.code(), Some(4));
+
+        let added = trd_as(
+            &base,
+            &admin,
+            &["users", "add", "clerk", "--scope", "read"],
+            "a-long-password\n",
+        );
+        assert!(
+            added.status.success(),
+            "{}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&added.stdout).trim(), "clerk");
+
+        let revoked = trd_as(&base, &admin, &["keys", "revoke", &id], "");
+        assert!(
+            revoked.status.success(),
+            "{}",
+            String::from_utf8_lossy(&revoked.stderr)
+        );
+        let after = trd(&base, &["--token", &key, "ls"]);
+        assert_eq!(
+            after.status.code(),
+            Some(4),
+            "a revoked key is refused at once"
+        );
+        assert!(String::from_utf8_lossy(&after.stderr).contains("not valid"));
+    });
+    let user = app
+        .store
+        .find_user("clerk")
+        .await
+        .unwrap()
+        .expect("the user exists");
+    assert_eq!(user.scopes, [trd_core::store::identity::Scope::Read]);
+}
