@@ -17,6 +17,13 @@ pub const SPEAKERS: std::ops::RangeInclusive<u32> = 1..=32;
 #[derive(Debug, Clone)]
 pub struct CheckedOptions(StartOptions);
 
+/// Bounds on what one start may ask for: each webhook is called for every file of the batch,
+/// and every hint goes into each recognizer's grammar.
+const MAX_WEBHOOKS: usize = 10;
+const MAX_URL_BYTES: usize = 2_048;
+const MAX_HINTS: usize = 1_000;
+const MAX_HINT_CHARS: usize = 100;
+
 impl CheckedOptions {
     pub fn options(&self) -> &StartOptions {
         &self.0
@@ -61,6 +68,30 @@ impl Jobs {
             if min > max {
                 return invalid(format!("min_speakers {min} is above max_speakers {max}"));
             }
+        }
+        if options.webhooks.len() > MAX_WEBHOOKS {
+            return invalid(format!(
+                "{} webhooks: at most {MAX_WEBHOOKS} per start",
+                options.webhooks.len()
+            ));
+        }
+        if let Some(url) = options.webhooks.iter().find(|u| u.len() > MAX_URL_BYTES) {
+            return invalid(format!(
+                "a webhook URL of {} bytes: at most {MAX_URL_BYTES}",
+                url.len()
+            ));
+        }
+        if options.hints.len() > MAX_HINTS {
+            return invalid(format!(
+                "{} hints.words: at most {MAX_HINTS}",
+                options.hints.len()
+            ));
+        }
+        if let Some(hint) = options.hints.iter().find(|h| h.chars().count() > MAX_HINT_CHARS) {
+            return invalid(format!(
+                "the hint '{}…' is longer than {MAX_HINT_CHARS} characters",
+                hint.chars().take(20).collect::<String>()
+            ));
         }
         self.check_webhook_targets(&options.webhooks).await?;
         Ok(CheckedOptions(options))
