@@ -57,7 +57,9 @@ pub struct Settings {
     /// Largest accepted upload, in bytes.
     pub upload_limit_bytes: u64,
     /// Where webhooks and `validate` may connect: IP networks (`10.0.0.0/8`, `::1/128`) or
-    /// host names. Link-local networks (cloud metadata endpoints) are never reachable.
+    /// host names. Loopback only by default: private networks are opted in here. Link-local
+    /// networks (cloud metadata endpoints) are never reachable, and an IPv6 address carrying
+    /// an IPv4 one (`::ffff:10.0.0.1`) is judged as that IPv4 address.
     pub webhook_allow: Vec<String>,
     /// Delivery attempts per webhook before giving up.
     pub webhook_max_attempts: u32,
@@ -109,16 +111,7 @@ impl Default for Settings {
             rescan_interval_ms: 2_000,
             settle_ms: 1_000,
             upload_limit_bytes: 4 * 1024 * 1024 * 1024,
-            webhook_allow: [
-                "127.0.0.0/8",
-                "::1/128",
-                "10.0.0.0/8",
-                "172.16.0.0/12",
-                "192.168.0.0/16",
-                "fc00::/7",
-            ]
-            .map(String::from)
-            .to_vec(),
+            webhook_allow: ["127.0.0.0/8", "::1/128"].map(String::from).to_vec(),
             webhook_max_attempts: 8,
             webhook_backoff_ms: 1_000,
             webhook_timeout_ms: 10_000,
