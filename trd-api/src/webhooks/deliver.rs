@@ -68,23 +68,31 @@ pub async fn checked_client(
     client_for(host, addr, crt, timeout)
 }
 
-/// Whether `host:port` answers HTTP (or HTTPS trusting `crt`) at all.
-pub async fn reachable(
-    allow: &AllowList,
-    host: &str,
-    port: u16,
-    crt: &str,
-    timeout: Duration,
-    retries: u32,
-) -> Result<bool, SendError> {
+/// The URL `validate` checks `host:port` with: HTTPS when a certificate is given, else HTTP.
+/// An IPv6 address may be given bare (`::1`) or bracketed (`[::1]`).
+pub fn validation_url(host: &str, port: u16, crt: &str) -> Result<reqwest::Url, SendError> {
     let scheme = if crt.trim().is_empty() {
         "http"
     } else {
         "https"
     };
-    let url = reqwest::Url::parse(&format!("{scheme}://{host}:{port}/"))
-        .map_err(|_| SendError::BadUrl(format!("{host}:{port}")))?;
-    let client = checked_client(allow, &url, crt, timeout).await?;
+    let host = match host.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => format!("[{v6}]"),
+        Err(_) => host.to_owned(),
+    };
+    reqwest::Url::parse(&format!("{scheme}://{host}:{port}/"))
+        .map_err(|_| SendError::BadUrl(format!("{host}:{port}")))
+}
+
+/// Whether the target of `url` answers HTTP (or HTTPS trusting `crt`) at all.
+pub async fn reachable(
+    allow: &AllowList,
+    url: &reqwest::Url,
+    crt: &str,
+    timeout: Duration,
+    retries: u32,
+) -> Result<bool, SendError> {
+    let client = checked_client(allow, url, crt, timeout).await?;
     for attempt in 0..=retries {
         if client.get(url.clone()).send().await.is_ok() {
             return Ok(true);
@@ -96,7 +104,9 @@ pub async fn reachable(
     Ok(false)
 }
 
-fn host_port(url: &reqwest::Url) -> Option<String> {
+/// The `host:port` a URL reaches: what tokens are validated for, and what deliveries are
+/// limited per.
+pub fn host_port(url: &reqwest::Url) -> Option<String> {
     Some(format!(
         "{}:{}",
         url.host_str()?,
