@@ -70,10 +70,12 @@ pub async fn build(
         .merge(("port", settings.port))
         .merge(("address", settings.address.clone()))
         .merge(("cli_colors", false));
+    let signer = webhooks::signing::Signer::from_settings(&settings)?;
     let app = App::new(settings, store, queue);
     tokio::spawn(webhooks::deliver::run(
         app.store.clone(),
         app.settings.clone(),
+        signer,
         shutdown.clone(),
     ));
     let requests = metrics::RequestCounter::default();

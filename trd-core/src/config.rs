@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::logging::LogFormat;
 
+/// The shortest `webhook_secret` accepted: a short key would make signatures guessable.
+pub const MIN_WEBHOOK_SECRET: usize = 16;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     /// MongoDB connection string.
@@ -67,6 +70,10 @@ pub struct Settings {
     pub webhook_backoff_ms: u64,
     /// Time limit of one webhook request.
     pub webhook_timeout_ms: u64,
+    /// The key deliveries are signed with (`X-TRD-Signature`). Unset: the API generates one at
+    /// its first start and keeps it in `<state_dir>/webhook-secret`. Set it when several API
+    /// instances share a database, so that every delivery is signed with the same key.
+    pub webhook_secret: Option<String>,
     /// `text` for people, `json` for log collectors: one JSON object per line.
     pub log_format: LogFormat,
     /// How this host is named in the leases its workers hold (with the process id, so a
@@ -115,6 +122,7 @@ impl Default for Settings {
             webhook_max_attempts: 8,
             webhook_backoff_ms: 1_000,
             webhook_timeout_ms: 10_000,
+            webhook_secret: None,
             log_format: LogFormat::default(),
             worker_name: gethostname::gethostname().to_string_lossy().into_owned(),
             diarizer_models: cache.join("diarizer-models"),
@@ -183,6 +191,16 @@ impl Settings {
         }
         if self.webhook_max_attempts == 0 {
             return invalid("webhook_max_attempts", "must be at least 1");
+        }
+        if self
+            .webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < MIN_WEBHOOK_SECRET)
+        {
+            return invalid(
+                "webhook_secret",
+                &format!("must be at least {MIN_WEBHOOK_SECRET} characters"),
+            );
         }
         if self.stage_timeout_seconds == 0 {
             return invalid("stage_timeout_seconds", "must be at least 1");

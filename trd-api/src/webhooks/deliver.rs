@@ -14,6 +14,7 @@ use trd_core::store::StoreError;
 use trd_core::{Settings, Store};
 
 use super::allow::{AllowList, Refused};
+use super::signing::Signer;
 use crate::shapes::TranscriptResult;
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +161,7 @@ async fn send(
     store: &Store,
     settings: &Settings,
     allow: &AllowList,
+    signer: &Signer,
     delivery: &Delivery,
 ) -> Result<u16, String> {
     let target = format!(
@@ -176,28 +178,41 @@ async fn send(
         None => None,
     };
     let (token, crt) = validation.map(|v| (v.token, v.crt)).unwrap_or_default();
-    let body = Payload {
+    let payload = Payload {
         result: notified(store, delivery)
             .await
             .map_err(|e| ErrorChain(&e).to_string())?,
         token: &token,
         event: delivery.event,
     };
+    // The exact bytes signed are the bytes sent.
+    let body = serde_json::to_vec(&payload).map_err(|e| format!("payload: {e}"))?;
     let timeout = Duration::from_millis(settings.webhook_timeout_ms);
     let client = checked_client(allow, &url, &crt, timeout)
         .await
         .map_err(|e| e.to_string())?;
-    let response = client
+    let mut request = client
         .post(url)
-        .json(&body)
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    for (name, value) in signer.headers(&body) {
+        request = request.header(name, value);
+    }
+    let response = request
+        .body(body)
         .send()
         .await
         .map_err(|e| format!("connection failed: {e}"))?;
     Ok(response.status().as_u16())
 }
 
-/// Runs until `shutdown`: queues ended files' webhooks and sends whatever is due.
-pub async fn run(store: Store, settings: std::sync::Arc<Settings>, shutdown: CancellationToken) {
+/// Runs until `shutdown`: queues ended files' webhooks and sends whatever is due, signed by
+/// `signer`.
+pub async fn run(
+    store: Store,
+    settings: std::sync::Arc<Settings>,
+    signer: Signer,
+    shutdown: CancellationToken,
+) {
     let allow = AllowList::new(&settings.webhook_allow);
     let backoff = Duration::from_millis(settings.webhook_backoff_ms);
     let lease = Duration::from_millis(settings.webhook_timeout_ms * 3);
@@ -220,10 +235,11 @@ pub async fn run(store: Store, settings: std::sync::Arc<Settings>, shutdown: Can
                     break;
                 }
             };
-            let (outcome, delivered) = match send(&store, &settings, &allow, &delivery).await {
-                Ok(code) => (format!("HTTP {code}"), (200..300).contains(&code)),
-                Err(e) => (e, false),
-            };
+            let (outcome, delivered) =
+                match send(&store, &settings, &allow, &signer, &delivery).await {
+                    Ok(code) => (format!("HTTP {code}"), (200..300).contains(&code)),
+                    Err(e) => (e, false),
+                };
             match store
                 .record_delivery_attempt(
                     &delivery,
