@@ -70,6 +70,11 @@ pub struct Settings {
     pub webhook_backoff_ms: u64,
     /// Time limit of one webhook request.
     pub webhook_timeout_ms: u64,
+    /// Webhook requests in flight at once, over all targets.
+    pub webhook_concurrency: usize,
+    /// Webhook requests in flight at once to one target (`host:port`), so a target that does
+    /// not answer holds up only its own deliveries.
+    pub webhook_per_host: usize,
     /// The key deliveries are signed with (`X-TRD-Signature`). Unset: the API generates one at
     /// its first start and keeps it in `<state_dir>/webhook-secret`. Set it when several API
     /// instances share a database, so that every delivery is signed with the same key.
@@ -122,6 +127,8 @@ impl Default for Settings {
             webhook_max_attempts: 8,
             webhook_backoff_ms: 1_000,
             webhook_timeout_ms: 10_000,
+            webhook_concurrency: 16,
+            webhook_per_host: 2,
             webhook_secret: None,
             log_format: LogFormat::default(),
             worker_name: gethostname::gethostname().to_string_lossy().into_owned(),
@@ -191,6 +198,12 @@ impl Settings {
         }
         if self.webhook_max_attempts == 0 {
             return invalid("webhook_max_attempts", "must be at least 1");
+        }
+        if self.webhook_concurrency == 0 {
+            return invalid("webhook_concurrency", "must be at least 1");
+        }
+        if self.webhook_per_host == 0 {
+            return invalid("webhook_per_host", "must be at least 1");
         }
         if self
             .webhook_secret

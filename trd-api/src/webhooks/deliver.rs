@@ -1,15 +1,18 @@
 //! Sending webhooks: the loop in the API process that delivers due outbox entries, and the
 //! HTTP client both it and `validate` use (allow-list checked, address pinned, time-limited).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mongodb::bson::Bson;
 use serde::Serialize;
 use serde_json::Value;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use trd_core::logging::ErrorChain;
-use trd_core::store::webhooks::{Delivery, Event};
+use trd_core::store::webhooks::{delivery_target, target_of, Delivery, Event};
 use trd_core::store::StoreError;
 use trd_core::{Settings, Store};
 
@@ -105,16 +108,6 @@ pub async fn reachable(
     Ok(false)
 }
 
-/// The `host:port` a URL reaches: what tokens are validated for, and what deliveries are
-/// limited per.
-pub fn host_port(url: &reqwest::Url) -> Option<String> {
-    Some(format!(
-        "{}:{}",
-        url.host_str()?,
-        url.port_or_known_default()?
-    ))
-}
-
 /// What a webhook target receives (contract section 6): the file's result plus the token
 /// validated for its host and port, and the event.
 #[derive(Serialize)]
@@ -157,77 +150,188 @@ async fn notified(store: &Store, delivery: &Delivery) -> Result<Notified, StoreE
     })
 }
 
-async fn send(
-    store: &Store,
-    settings: &Settings,
-    allow: &AllowList,
-    signer: &Signer,
-    delivery: &Delivery,
-) -> Result<u16, String> {
-    let target = format!(
-        "{}/{}",
-        delivery.url.trim_end_matches('/'),
-        delivery.audiofile_id.to_hex()
-    );
-    let url = reqwest::Url::parse(&target).map_err(|e| format!("bad URL {target}: {e}"))?;
-    let validation = match host_port(&url) {
-        Some(hp) => store
-            .validation_for(&hp)
+/// Sends claimed deliveries and records their attempts.
+struct Sender {
+    store: Store,
+    settings: Arc<Settings>,
+    allow: AllowList,
+    signer: Signer,
+}
+
+impl Sender {
+    /// Sends one delivery: the HTTP status it was answered with, or why it was not.
+    async fn send(&self, delivery: &Delivery) -> Result<u16, String> {
+        let Self {
+            store,
+            settings,
+            allow,
+            signer,
+        } = self;
+        let address = format!(
+            "{}/{}",
+            delivery.url.trim_end_matches('/'),
+            delivery.audiofile_id.to_hex()
+        );
+        let url = reqwest::Url::parse(&address).map_err(|e| format!("bad URL {address}: {e}"))?;
+        let validation = match target_of(&url) {
+            Some(target) => store
+                .validation_for(&target)
+                .await
+                .map_err(|e| ErrorChain(&e).to_string())?,
+            None => None,
+        };
+        let (token, crt) = validation.map(|v| (v.token, v.crt)).unwrap_or_default();
+        let payload = Payload {
+            result: notified(store, delivery)
+                .await
+                .map_err(|e| ErrorChain(&e).to_string())?,
+            token: &token,
+            event: delivery.event,
+        };
+        // The exact bytes signed are the bytes sent.
+        let body = serde_json::to_vec(&payload).map_err(|e| format!("payload: {e}"))?;
+        let timeout = Duration::from_millis(settings.webhook_timeout_ms);
+        let client = checked_client(allow, &url, &crt, timeout)
             .await
-            .map_err(|e| ErrorChain(&e).to_string())?,
-        None => None,
-    };
-    let (token, crt) = validation.map(|v| (v.token, v.crt)).unwrap_or_default();
-    let payload = Payload {
-        result: notified(store, delivery)
+            .map_err(|e| e.to_string())?;
+        let mut request = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in signer.headers(&body) {
+            request = request.header(name, value);
+        }
+        let response = request
+            .body(body)
+            .send()
             .await
-            .map_err(|e| ErrorChain(&e).to_string())?,
-        token: &token,
-        event: delivery.event,
-    };
-    // The exact bytes signed are the bytes sent.
-    let body = serde_json::to_vec(&payload).map_err(|e| format!("payload: {e}"))?;
-    let timeout = Duration::from_millis(settings.webhook_timeout_ms);
-    let client = checked_client(allow, &url, &crt, timeout)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut request = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json");
-    for (name, value) in signer.headers(&body) {
-        request = request.header(name, value);
+            .map_err(|e| format!("connection failed: {e}"))?;
+        Ok(response.status().as_u16())
     }
-    let response = request
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("connection failed: {e}"))?;
-    Ok(response.status().as_u16())
+
+    /// Sends one claimed delivery and records the attempt.
+    async fn attempt(&self, delivery: Delivery) {
+        let settings = &self.settings;
+        let (outcome, delivered) = match self.send(&delivery).await {
+            Ok(code) => (format!("HTTP {code}"), (200..300).contains(&code)),
+            Err(e) => (e, false),
+        };
+        let backoff = Duration::from_millis(settings.webhook_backoff_ms);
+        match self
+            .store
+            .record_delivery_attempt(
+                &delivery,
+                outcome.clone(),
+                delivered,
+                settings.webhook_max_attempts,
+                backoff,
+            )
+            .await
+        {
+            Ok(state) => {
+                tracing::info!(file = %delivery.audiofile_id, url = %delivery.url, %outcome, ?state, "webhook attempt")
+            }
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "could not record a webhook attempt")
+            }
+        }
+    }
+}
+
+/// Sends in flight per target.
+#[derive(Clone, Default)]
+struct InFlight(Arc<Mutex<HashMap<String, usize>>>);
+
+impl InFlight {
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn take(&self, target: String) -> Slot {
+        *self.counts().entry(target.clone()).or_default() += 1;
+        Slot {
+            in_flight: self.clone(),
+            target,
+        }
+    }
+
+    /// The targets with no free slot.
+    fn full(&self, per_target: usize) -> Vec<String> {
+        self.counts()
+            .iter()
+            .filter(|&(_, &n)| n >= per_target)
+            .map(|(target, _)| target.clone())
+            .collect()
+    }
+}
+
+/// One send's slot at its target, given back when dropped, however the send ends.
+struct Slot {
+    in_flight: InFlight,
+    target: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.in_flight.counts();
+        if let Some(n) = counts.get_mut(&self.target) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.target);
+            }
+        }
+    }
 }
 
 /// Runs until `shutdown`: queues ended files' webhooks and sends whatever is due, signed by
-/// `signer`.
+/// `signer`: up to `webhook_concurrency` sends at once, at most `webhook_per_host` of them to
+/// one target. Only deliveries whose target has a free slot are claimed, so a delivery is
+/// never held (leased but not sent) waiting for one, and a target that never answers delays
+/// only its own deliveries.
 pub async fn run(
     store: Store,
-    settings: std::sync::Arc<Settings>,
+    settings: Arc<Settings>,
     signer: Signer,
     shutdown: CancellationToken,
 ) {
-    let allow = AllowList::new(&settings.webhook_allow);
-    let backoff = Duration::from_millis(settings.webhook_backoff_ms);
+    match store.backfill_delivery_targets().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deliveries = n, "webhook deliveries given their target"),
+        Err(e) => {
+            tracing::warn!(error = %ErrorChain(&e), "could not give older webhook deliveries their target")
+        }
+    }
     let lease = Duration::from_millis(settings.webhook_timeout_ms * 3);
+    let sender = Arc::new(Sender {
+        allow: AllowList::new(&settings.webhook_allow),
+        store,
+        settings,
+        signer,
+    });
+    let (store, settings) = (&sender.store, &sender.settings);
+    let in_flight = InFlight::default();
+    let mut sending = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+            () = shutdown.cancelled() => break,
+            // A send ended: its slot is free for the next due delivery, now.
+            Some(ended) = sending.join_next() => {
+                if let Err(e) = ended {
+                    tracing::error!(error = %e, "a webhook send did not end normally");
+                }
+            }
+            _ = tick.tick() => {
+                if let Err(e) = store.enqueue_ended_webhooks().await {
+                    tracing::warn!(error = %ErrorChain(&e), "could not queue webhooks of ended files");
+                }
+            }
         }
-        if let Err(e) = store.enqueue_ended_webhooks().await {
-            tracing::warn!(error = %ErrorChain(&e), "could not queue webhooks of ended files");
-            continue;
-        }
-        loop {
-            let delivery = match store.claim_due_delivery(lease).await {
+        while sending.len() < settings.webhook_concurrency {
+            let busy = in_flight.full(settings.webhook_per_host);
+            let delivery = match store.claim_due_delivery(lease, &busy).await {
                 Ok(Some(d)) => d,
                 Ok(None) => break,
                 Err(e) => {
@@ -235,31 +339,15 @@ pub async fn run(
                     break;
                 }
             };
-            let (outcome, delivered) =
-                match send(&store, &settings, &allow, &signer, &delivery).await {
-                    Ok(code) => (format!("HTTP {code}"), (200..300).contains(&code)),
-                    Err(e) => (e, false),
-                };
-            match store
-                .record_delivery_attempt(
-                    &delivery,
-                    outcome.clone(),
-                    delivered,
-                    settings.webhook_max_attempts,
-                    backoff,
-                )
-                .await
-            {
-                Ok(state) => {
-                    tracing::info!(file = %delivery.audiofile_id, url = %delivery.url, %outcome, ?state, "webhook attempt")
-                }
-                Err(e) => {
-                    tracing::warn!(error = %ErrorChain(&e), "could not record a webhook attempt")
-                }
-            }
-            if shutdown.is_cancelled() {
-                return;
-            }
+            let slot = in_flight.take(delivery_target(&delivery.url));
+            let sender = sender.clone();
+            sending.spawn(async move {
+                sender.attempt(delivery).await;
+                drop(slot);
+            });
         }
     }
+    // Nothing new is claimed; the sends in hand end (each within `webhook_timeout_ms`) and
+    // are recorded.
+    while sending.join_next().await.is_some() {}
 }

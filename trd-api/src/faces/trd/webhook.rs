@@ -6,12 +6,13 @@ use std::time::Duration;
 use rocket::serde::json::Json;
 use rocket::{get, post, State};
 use serde::Deserialize;
+use trd_core::store::webhooks::target_of;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::webhooks::allow::AllowList;
-use crate::webhooks::deliver::{host_port, reachable, validation_url, SendError};
+use crate::webhooks::deliver::{reachable, validation_url, SendError};
 
 /// The caller's IP address, as a JSON string.
 #[utoipa::path(
@@ -107,7 +108,7 @@ async fn validate(
     let ok = reachable(&allow, &url, crt, timeout, retries)
         .await
         .map_err(refusal)?;
-    if let (Some(body), Some(target)) = (body, host_port(&url)) {
+    if let (Some(body), Some(target)) = (body, target_of(&url)) {
         app.store
             .remember_validation(&target, &body.token, &body.crt)
             .await?;
