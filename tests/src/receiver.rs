@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -12,9 +13,33 @@ use tokio::net::TcpListener;
 pub struct Received {
     pub method: String,
     pub path: String,
+    /// Header names lower-cased, in the order received.
+    pub headers: Vec<(String, String)>,
     pub body: serde_json::Value,
+    /// The body's bytes as they arrived (what a signature covers).
+    pub raw_body: Vec<u8>,
     /// The status this request was answered with.
     pub answered: u16,
+    /// When the whole request had arrived.
+    pub at: Instant,
+}
+
+impl Received {
+    /// The value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A request as read from the socket.
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
 }
 
 #[derive(Clone)]
@@ -40,15 +65,20 @@ impl Receiver {
                 r.connections.fetch_add(1, Ordering::SeqCst);
                 let r = r.clone();
                 tokio::spawn(async move {
-                    let Some((method, path, body)) = read_request(&mut socket).await else {
+                    let Some(request) = read_request(&mut socket).await else {
                         return;
                     };
+                    let at = Instant::now();
                     let answered = r.status.load(Ordering::SeqCst);
                     r.requests.lock().unwrap().push(Received {
-                        method,
-                        path,
-                        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+                        method: request.method,
+                        path: request.path,
+                        headers: request.headers,
+                        body: serde_json::from_slice(&request.body)
+                            .unwrap_or(serde_json::Value::Null),
+                        raw_body: request.body,
                         answered,
+                        at,
                     });
                     let reply = format!(
                         "HTTP/1.1 {answered} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -78,7 +108,7 @@ impl Receiver {
     }
 }
 
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, String, Vec<u8>)> {
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Request> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let header_end = loop {
@@ -96,10 +126,14 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Str
     let mut first = lines.next()?.split_whitespace();
     let method = first.next()?.to_owned();
     let path = first.next()?.to_owned();
-    let length: usize = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
     let mut body = buf[header_end..].to_vec();
     while body.len() < length {
@@ -109,5 +143,10 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Str
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    Some((method, path, body))
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
 }

@@ -41,6 +41,9 @@ use trd_core::{Queue, Settings, Store};
 
 pub use app::App;
 
+/// The file in `state_dir` that keeps a generated token signing key.
+const JWT_SECRET_FILE: &str = "jwt-secret";
+
 /// Connects to MongoDB and RabbitMQ, starts the work-directory watcher and returns the Rocket
 /// instance, ready to launch.
 pub async fn build(
@@ -75,14 +78,16 @@ pub async fn build(
         .merge(("cli_colors", false));
     let jwt_secret = match &settings.jwt_secret {
         Some(secret) => secret.clone(),
-        None => identity::secrets::load_or_generate(&settings.state_dir, "jwt-secret")?.0,
+        None => identity::secrets::kept_secret(&settings.state_dir, JWT_SECRET_FILE)?,
     };
     identity::bootstrap::first_admin_key(&settings, &store).await?;
     let identity = identity::Identity::new(settings.clone(), store.clone(), &jwt_secret);
+    let signer = webhooks::signing::Signer::from_settings(&settings)?;
     let app = App::new(settings, store, queue, identity);
     tokio::spawn(webhooks::deliver::run(
         app.store.clone(),
         app.settings.clone(),
+        signer,
         shutdown.clone(),
     ));
     let requests = metrics::RequestCounter::default();

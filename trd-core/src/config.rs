@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::logging::LogFormat;
 use crate::store::identity::Scope;
 
+/// The shortest `webhook_secret` accepted: a short key would make signatures guessable.
+pub const MIN_WEBHOOK_SECRET: usize = 16;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     /// MongoDB connection string.
@@ -58,7 +61,9 @@ pub struct Settings {
     /// Largest accepted upload, in bytes.
     pub upload_limit_bytes: u64,
     /// Where webhooks and `validate` may connect: IP networks (`10.0.0.0/8`, `::1/128`) or
-    /// host names. Link-local networks (cloud metadata endpoints) are never reachable.
+    /// host names. Loopback only by default: private networks are opted in here. Link-local
+    /// networks (cloud metadata endpoints) are never reachable, and an IPv6 address carrying
+    /// an IPv4 one (`::ffff:10.0.0.1`) is judged as that IPv4 address.
     pub webhook_allow: Vec<String>,
     /// Delivery attempts per webhook before giving up.
     pub webhook_max_attempts: u32,
@@ -66,6 +71,15 @@ pub struct Settings {
     pub webhook_backoff_ms: u64,
     /// Time limit of one webhook request.
     pub webhook_timeout_ms: u64,
+    /// Webhook requests in flight at once, over all targets.
+    pub webhook_concurrency: usize,
+    /// Webhook requests in flight at once to one target (`host:port`), so a target that does
+    /// not answer holds up only its own deliveries.
+    pub webhook_per_host: usize,
+    /// The key deliveries are signed with (`X-TRD-Signature`). Unset: the API generates one at
+    /// its first start and keeps it in `<state_dir>/webhook-secret`. Set it when several API
+    /// instances share a database, so that every delivery is signed with the same key.
+    pub webhook_secret: Option<String>,
     /// `text` for people, `json` for log collectors: one JSON object per line.
     pub log_format: LogFormat,
     /// How this host is named in the leases its workers hold (with the process id, so a
@@ -141,19 +155,13 @@ impl Default for Settings {
             rescan_interval_ms: 2_000,
             settle_ms: 1_000,
             upload_limit_bytes: 4 * 1024 * 1024 * 1024,
-            webhook_allow: [
-                "127.0.0.0/8",
-                "::1/128",
-                "10.0.0.0/8",
-                "172.16.0.0/12",
-                "192.168.0.0/16",
-                "fc00::/7",
-            ]
-            .map(String::from)
-            .to_vec(),
+            webhook_allow: ["127.0.0.0/8", "::1/128"].map(String::from).to_vec(),
             webhook_max_attempts: 8,
             webhook_backoff_ms: 1_000,
             webhook_timeout_ms: 10_000,
+            webhook_concurrency: 16,
+            webhook_per_host: 2,
+            webhook_secret: None,
             log_format: LogFormat::default(),
             worker_name: gethostname::gethostname().to_string_lossy().into_owned(),
             diarizer_models: cache.join("diarizer-models"),
@@ -234,6 +242,22 @@ impl Settings {
         }
         if self.webhook_max_attempts == 0 {
             return invalid("webhook_max_attempts", "must be at least 1");
+        }
+        if self.webhook_concurrency == 0 {
+            return invalid("webhook_concurrency", "must be at least 1");
+        }
+        if self.webhook_per_host == 0 {
+            return invalid("webhook_per_host", "must be at least 1");
+        }
+        if self
+            .webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < MIN_WEBHOOK_SECRET)
+        {
+            return invalid(
+                "webhook_secret",
+                &format!("must be at least {MIN_WEBHOOK_SECRET} characters"),
+            );
         }
         if self.stage_timeout_seconds == 0 {
             return invalid("stage_timeout_seconds", "must be at least 1");

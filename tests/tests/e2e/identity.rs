@@ -1058,6 +1058,36 @@ async fn bursts_beyond_the_limits_get_429_and_nothing_else_breaks() {
         200
     );
 
+    // Lists a start takes are bounded.
+    let ids = insert_batch(
+        &app.store,
+        "bounded",
+        &[FileSpec::new(
+            "a.wav",
+            Control::Idle,
+            Status::Initial,
+            1_000,
+        )],
+        an_hour_ago(),
+    )
+    .await;
+    let start = format!("/trd/transcription/start/audiofile/{}", ids[0].to_hex());
+    let webhooks: Vec<String> = (0..11)
+        .map(|i| format!("webhook=http://127.0.0.1:9/{i}"))
+        .collect();
+    let words = vec!["word"; 1_001].join(",");
+    for query in [webhooks.join("&"), format!("hints.words={words}")] {
+        let (status, body) = app.get(&format!("{start}?{query}")).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("at most"),
+            "{body}"
+        );
+    }
+
     // One upload at a time: a second while the first is still sending is 429.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let boundary = "XyZ";

@@ -2,7 +2,7 @@
 //! generates for itself under `state_dir`.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use mongodb::bson::oid::ObjectId;
@@ -62,19 +62,96 @@ impl PresentedKey {
     }
 }
 
-/// Reads a secret the service keeps in `<state_dir>/<name>`, generating it (mode 0600, in a
-/// 0700 folder) when absent. Returns the secret and whether it was generated now.
-pub fn load_or_generate(state_dir: &Path, name: &str) -> std::io::Result<(String, bool)> {
+/// Generated secrets are this long (hex of 32 random bytes); a kept one shorter than
+/// [`MIN_KEPT_SECRET`] was damaged or edited by hand, and is refused.
+pub const MIN_KEPT_SECRET: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    #[error("secret file {path}: cannot {action}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("secret file {0}: shorter than {MIN_KEPT_SECRET} characters; delete it to have a new one generated")]
+    TooShort(PathBuf),
+}
+
+/// Reads the secret the service keeps in `<state_dir>/<name>`, generating it when absent:
+/// written whole under a temporary name (mode 0600, in a 0700 folder), then linked into
+/// place, so a reader never sees half a secret and, of two processes starting at once, the
+/// first one's stays and both use it. Says in the log where a new one is, never what.
+pub fn kept_secret(state_dir: &Path, name: &str) -> Result<String, SecretFileError> {
     let path = state_dir.join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) if !text.trim().is_empty() => return Ok((text.trim().to_owned(), false)),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+    if let Some(secret) = read_kept(&path)? {
+        return Ok(secret);
     }
+    let io = |action: &'static str| {
+        let path = path.clone();
+        move |source| SecretFileError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+        .map_err(io("create its directory"))?;
     let secret = random_secret();
-    write_private(state_dir, name, &secret)?;
-    Ok((secret, true))
+    let temporary = state_dir.join(format!(".{name}.{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.write_all(format!("{secret}\n").as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::hard_link(&temporary, &path));
+    let _ = std::fs::remove_file(&temporary);
+    match written {
+        Ok(()) => {
+            let shown = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            tracing::info!(path = %shown.display(), "generated a secret (mode 0600)");
+            Ok(secret)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read_kept(&path)? {
+            Some(secret) => Ok(secret),
+            None => Err(io("read")(e)),
+        },
+        Err(e) => Err(io("write")(e)),
+    }
+}
+
+/// The secret in `path`, or `None` when there is no such file.
+fn read_kept(path: &Path) -> Result<Option<String>, SecretFileError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(SecretFileError::Io {
+                action: "read",
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let secret = text.trim();
+    if secret.len() < MIN_KEPT_SECRET {
+        return Err(SecretFileError::TooShort(path.to_owned()));
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "a secret file is readable by others than its owner: chmod 600 it");
+        }
+    }
+    Ok(Some(secret.to_owned()))
 }
 
 /// Writes `text` to `<dir>/<name>` readable by the owner only, replacing the file atomically.
@@ -114,11 +191,10 @@ mod tests {
     }
 
     #[test]
-    fn generated_secrets_are_private_and_kept() {
+    fn kept_secrets_are_private_reused_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("var");
-        let (first, made) = load_or_generate(&state, "jwt-secret").unwrap();
-        assert!(made);
+        let first = kept_secret(&state, "jwt-secret").unwrap();
         assert_eq!(first.len(), 64);
         let mode = std::fs::metadata(state.join("jwt-secret"))
             .unwrap()
@@ -127,10 +203,17 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let dir_mode = std::fs::metadata(&state).unwrap().permissions().mode();
         assert_eq!(dir_mode & 0o777, 0o700);
+        assert_eq!(kept_secret(&state, "jwt-secret").unwrap(), first);
         assert_eq!(
-            load_or_generate(&state, "jwt-secret").unwrap(),
-            (first, false)
+            std::fs::read_dir(&state).unwrap().count(),
+            1,
+            "no leftovers"
         );
+        std::fs::write(state.join("jwt-secret"), "short\n").unwrap();
+        assert!(matches!(
+            kept_secret(&state, "jwt-secret"),
+            Err(SecretFileError::TooShort(_))
+        ));
     }
 
     #[test]

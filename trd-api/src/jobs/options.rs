@@ -87,7 +87,11 @@ impl Jobs {
                 options.hints.len()
             ));
         }
-        if let Some(hint) = options.hints.iter().find(|h| h.chars().count() > MAX_HINT_CHARS) {
+        if let Some(hint) = options
+            .hints
+            .iter()
+            .find(|h| h.chars().count() > MAX_HINT_CHARS)
+        {
             return invalid(format!(
                 "the hint '{}…' is longer than {MAX_HINT_CHARS} characters",
                 hint.chars().take(20).collect::<String>()

@@ -1,8 +1,10 @@
 //! Which webhook targets the service may connect to. Checked on resolved addresses, before any
 //! connection, and the connection is then pinned to the checked address so a second DNS answer
-//! cannot redirect it.
+//! cannot redirect it. An IPv6 address that carries an IPv4 one (mapped `::ffff:a.b.c.d`,
+//! compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`) reaches that IPv4 host, so it is judged as
+//! the IPv4 address: `::ffff:169.254.169.254` is the metadata endpoint, whatever `::/0` allows.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ipnet::IpNet;
 
@@ -17,7 +19,7 @@ pub enum Refused {
     #[error("'{0}' cannot be resolved")]
     Unresolvable(String),
     #[error("{0} is link-local (cloud metadata endpoints live there): webhooks may not reach it")]
-    LinkLocal(IpAddr),
+    LinkLocal(String),
     #[error("{0} is not in the webhook allow-list (setting `webhook_allow`)")]
     NotAllowed(String),
 }
@@ -39,17 +41,22 @@ impl AllowList {
     }
 
     fn ip_allowed(&self, ip: IpAddr) -> Result<(), Refused> {
-        let link_local = match ip {
+        let reached = reached_ip(ip);
+        let named = || match reached == ip {
+            true => ip.to_string(),
+            false => format!("{ip} (IPv4 {reached})"),
+        };
+        let link_local = match reached {
             IpAddr::V4(v4) => v4.is_link_local(),
-            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+            IpAddr::V6(v6) => v6.is_unicast_link_local(),
         };
         if link_local {
-            return Err(Refused::LinkLocal(ip));
+            return Err(Refused::LinkLocal(named()));
         }
-        if self.networks.iter().any(|n| n.contains(&ip)) {
+        if self.networks.iter().any(|n| n.contains(&reached)) {
             Ok(())
         } else {
-            Err(Refused::NotAllowed(ip.to_string()))
+            Err(Refused::NotAllowed(named()))
         }
     }
 
@@ -73,6 +80,27 @@ impl AllowList {
         }
         Ok(first)
     }
+}
+
+/// The address a connection to `ip` reaches: the IPv4 address an IPv6 one carries, else `ip`.
+fn reached_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => carried_ipv4(v6).map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// The IPv4 address inside an IPv4-mapped (`::ffff:0:0/96`), IPv4-compatible (`::/96`, but
+/// not `::` or `::1`) or NAT64 well-known-prefix (`64:ff9b::/96`) IPv6 address.
+fn carried_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let low = Ipv4Addr::from((u128::from(v6) & 0xffff_ffff) as u32);
+    let compatible = s[..6] == [0; 6] && !v6.is_unspecified() && !v6.is_loopback();
+    let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    (compatible || nat64).then_some(low)
 }
 
 #[cfg(test)]
@@ -108,5 +136,72 @@ mod tests {
         let named = list(&["localhost"]);
         assert!(named.check("localhost", 80).await.is_ok());
         assert!(list(&["127.0.0.1"]).check("127.0.0.2", 80).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn ipv6_addresses_carrying_ipv4_are_judged_as_that_ipv4() {
+        let loopback = list(&["127.0.0.0/8", "::1/128"]);
+        let all_ipv6 = list(&["::/0"]);
+        for host in [
+            "::ffff:169.254.169.254",
+            "[::ffff:a9fe:a9fe]",
+            "::169.254.169.254",
+            "64:ff9b::169.254.169.254",
+        ] {
+            for l in [&loopback, &all_ipv6] {
+                assert!(
+                    matches!(l.check(host, 80).await, Err(Refused::LinkLocal(_))),
+                    "{host}"
+                );
+            }
+        }
+        for host in [
+            "::ffff:10.0.0.1",
+            "::ffff:192.168.1.1",
+            "::10.0.0.1",
+            "64:ff9b::10.0.0.1",
+        ] {
+            for l in [&loopback, &all_ipv6] {
+                assert!(
+                    matches!(l.check(host, 80).await, Err(Refused::NotAllowed(_))),
+                    "{host}"
+                );
+            }
+        }
+        assert_eq!(
+            all_ipv6.check("::ffff:10.0.0.1", 80).await,
+            Err(Refused::NotAllowed(
+                "::ffff:10.0.0.1 (IPv4 10.0.0.1)".into()
+            ))
+        );
+        assert!(loopback.check("::ffff:127.0.0.1", 80).await.is_ok());
+        assert!(loopback.check("::1", 80).await.is_ok());
+        assert!(list(&["10.0.0.0/8"])
+            .check("::ffff:10.1.2.3", 80)
+            .await
+            .is_ok());
+    }
+
+    /// What `check` applies to every address a name resolves to.
+    #[test]
+    fn resolved_addresses_are_judged_by_the_ipv4_they_carry() {
+        let l = list(&["::/0", "192.168.0.0/16"]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(matches!(
+            l.ip_allowed(ip("::ffff:169.254.169.254")),
+            Err(Refused::LinkLocal(_))
+        ));
+        assert!(matches!(
+            l.ip_allowed(ip("::ffff:10.0.0.1")),
+            Err(Refused::NotAllowed(_))
+        ));
+        assert!(l.ip_allowed(ip("::ffff:192.168.1.1")).is_ok());
+        assert!(l.ip_allowed(ip("2001:db8::1")).is_ok());
+        assert!(matches!(
+            l.ip_allowed(ip("fe80::1")),
+            Err(Refused::LinkLocal(_))
+        ));
+        assert_eq!(reached_ip(ip("::")), ip("::"));
+        assert_eq!(reached_ip(ip("::1")), ip("::1"));
     }
 }

@@ -1,19 +1,23 @@
 //! Sending webhooks: the loop in the API process that delivers due outbox entries, and the
 //! HTTP client both it and `validate` use (allow-list checked, address pinned, time-limited).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mongodb::bson::Bson;
 use serde::Serialize;
 use serde_json::Value;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use trd_core::logging::ErrorChain;
-use trd_core::store::webhooks::{Delivery, Event};
+use trd_core::store::webhooks::{delivery_target, target_of, Delivery, Event};
 use trd_core::store::StoreError;
 use trd_core::{Settings, Store};
 
 use super::allow::{AllowList, Refused};
+use super::signing::Signer;
 use crate::shapes::TranscriptResult;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,23 +72,31 @@ pub async fn checked_client(
     client_for(host, addr, crt, timeout)
 }
 
-/// Whether `host:port` answers HTTP (or HTTPS trusting `crt`) at all.
-pub async fn reachable(
-    allow: &AllowList,
-    host: &str,
-    port: u16,
-    crt: &str,
-    timeout: Duration,
-    retries: u32,
-) -> Result<bool, SendError> {
+/// The URL `validate` checks `host:port` with: HTTPS when a certificate is given, else HTTP.
+/// An IPv6 address may be given bare (`::1`) or bracketed (`[::1]`).
+pub fn validation_url(host: &str, port: u16, crt: &str) -> Result<reqwest::Url, SendError> {
     let scheme = if crt.trim().is_empty() {
         "http"
     } else {
         "https"
     };
-    let url = reqwest::Url::parse(&format!("{scheme}://{host}:{port}/"))
-        .map_err(|_| SendError::BadUrl(format!("{host}:{port}")))?;
-    let client = checked_client(allow, &url, crt, timeout).await?;
+    let host = match host.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => format!("[{v6}]"),
+        Err(_) => host.to_owned(),
+    };
+    reqwest::Url::parse(&format!("{scheme}://{host}:{port}/"))
+        .map_err(|_| SendError::BadUrl(format!("{host}:{port}")))
+}
+
+/// Whether the target of `url` answers HTTP (or HTTPS trusting `crt`) at all.
+pub async fn reachable(
+    allow: &AllowList,
+    url: &reqwest::Url,
+    crt: &str,
+    timeout: Duration,
+    retries: u32,
+) -> Result<bool, SendError> {
+    let client = checked_client(allow, url, crt, timeout).await?;
     for attempt in 0..=retries {
         if client.get(url.clone()).send().await.is_ok() {
             return Ok(true);
@@ -94,14 +106,6 @@ pub async fn reachable(
         }
     }
     Ok(false)
-}
-
-fn host_port(url: &reqwest::Url) -> Option<String> {
-    Some(format!(
-        "{}:{}",
-        url.host_str()?,
-        url.port_or_known_default()?
-    ))
 }
 
 /// What a webhook target receives (contract section 6): the file's result plus the token
@@ -146,63 +150,188 @@ async fn notified(store: &Store, delivery: &Delivery) -> Result<Notified, StoreE
     })
 }
 
-async fn send(
-    store: &Store,
-    settings: &Settings,
-    allow: &AllowList,
-    delivery: &Delivery,
-) -> Result<u16, String> {
-    let target = format!(
-        "{}/{}",
-        delivery.url.trim_end_matches('/'),
-        delivery.audiofile_id.to_hex()
-    );
-    let url = reqwest::Url::parse(&target).map_err(|e| format!("bad URL {target}: {e}"))?;
-    let validation = match host_port(&url) {
-        Some(hp) => store
-            .validation_for(&hp)
-            .await
-            .map_err(|e| ErrorChain(&e).to_string())?,
-        None => None,
-    };
-    let (token, crt) = validation.map(|v| (v.token, v.crt)).unwrap_or_default();
-    let body = Payload {
-        result: notified(store, delivery)
-            .await
-            .map_err(|e| ErrorChain(&e).to_string())?,
-        token: &token,
-        event: delivery.event,
-    };
-    let timeout = Duration::from_millis(settings.webhook_timeout_ms);
-    let client = checked_client(allow, &url, &crt, timeout)
-        .await
-        .map_err(|e| e.to_string())?;
-    let response = client
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| format!("connection failed: {e}"))?;
-    Ok(response.status().as_u16())
+/// Sends claimed deliveries and records their attempts.
+struct Sender {
+    store: Store,
+    settings: Arc<Settings>,
+    allow: AllowList,
+    signer: Signer,
 }
 
-/// Runs until `shutdown`: queues ended files' webhooks and sends whatever is due.
-pub async fn run(store: Store, settings: std::sync::Arc<Settings>, shutdown: CancellationToken) {
-    let allow = AllowList::new(&settings.webhook_allow);
-    let backoff = Duration::from_millis(settings.webhook_backoff_ms);
+impl Sender {
+    /// Sends one delivery: the HTTP status it was answered with, or why it was not.
+    async fn send(&self, delivery: &Delivery) -> Result<u16, String> {
+        let Self {
+            store,
+            settings,
+            allow,
+            signer,
+        } = self;
+        let address = format!(
+            "{}/{}",
+            delivery.url.trim_end_matches('/'),
+            delivery.audiofile_id.to_hex()
+        );
+        let url = reqwest::Url::parse(&address).map_err(|e| format!("bad URL {address}: {e}"))?;
+        let validation = match target_of(&url) {
+            Some(target) => store
+                .validation_for(&target)
+                .await
+                .map_err(|e| ErrorChain(&e).to_string())?,
+            None => None,
+        };
+        let (token, crt) = validation.map(|v| (v.token, v.crt)).unwrap_or_default();
+        let payload = Payload {
+            result: notified(store, delivery)
+                .await
+                .map_err(|e| ErrorChain(&e).to_string())?,
+            token: &token,
+            event: delivery.event,
+        };
+        // The exact bytes signed are the bytes sent.
+        let body = serde_json::to_vec(&payload).map_err(|e| format!("payload: {e}"))?;
+        let timeout = Duration::from_millis(settings.webhook_timeout_ms);
+        let client = checked_client(allow, &url, &crt, timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut request = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in signer.headers(&body) {
+            request = request.header(name, value);
+        }
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("connection failed: {e}"))?;
+        Ok(response.status().as_u16())
+    }
+
+    /// Sends one claimed delivery and records the attempt.
+    async fn attempt(&self, delivery: Delivery) {
+        let settings = &self.settings;
+        let (outcome, delivered) = match self.send(&delivery).await {
+            Ok(code) => (format!("HTTP {code}"), (200..300).contains(&code)),
+            Err(e) => (e, false),
+        };
+        let backoff = Duration::from_millis(settings.webhook_backoff_ms);
+        match self
+            .store
+            .record_delivery_attempt(
+                &delivery,
+                outcome.clone(),
+                delivered,
+                settings.webhook_max_attempts,
+                backoff,
+            )
+            .await
+        {
+            Ok(state) => {
+                tracing::info!(file = %delivery.audiofile_id, url = %delivery.url, %outcome, ?state, "webhook attempt")
+            }
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "could not record a webhook attempt")
+            }
+        }
+    }
+}
+
+/// Sends in flight per target.
+#[derive(Clone, Default)]
+struct InFlight(Arc<Mutex<HashMap<String, usize>>>);
+
+impl InFlight {
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn take(&self, target: String) -> Slot {
+        *self.counts().entry(target.clone()).or_default() += 1;
+        Slot {
+            in_flight: self.clone(),
+            target,
+        }
+    }
+
+    /// The targets with no free slot.
+    fn full(&self, per_target: usize) -> Vec<String> {
+        self.counts()
+            .iter()
+            .filter(|&(_, &n)| n >= per_target)
+            .map(|(target, _)| target.clone())
+            .collect()
+    }
+}
+
+/// One send's slot at its target, given back when dropped, however the send ends.
+struct Slot {
+    in_flight: InFlight,
+    target: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.in_flight.counts();
+        if let Some(n) = counts.get_mut(&self.target) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.target);
+            }
+        }
+    }
+}
+
+/// Runs until `shutdown`: queues ended files' webhooks and sends whatever is due, signed by
+/// `signer`: up to `webhook_concurrency` sends at once, at most `webhook_per_host` of them to
+/// one target. Only deliveries whose target has a free slot are claimed, so a delivery is
+/// never held (leased but not sent) waiting for one, and a target that never answers delays
+/// only its own deliveries.
+pub async fn run(
+    store: Store,
+    settings: Arc<Settings>,
+    signer: Signer,
+    shutdown: CancellationToken,
+) {
+    match store.backfill_delivery_targets().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deliveries = n, "webhook deliveries given their target"),
+        Err(e) => {
+            tracing::warn!(error = %ErrorChain(&e), "could not give older webhook deliveries their target")
+        }
+    }
     let lease = Duration::from_millis(settings.webhook_timeout_ms * 3);
+    let sender = Arc::new(Sender {
+        allow: AllowList::new(&settings.webhook_allow),
+        store,
+        settings,
+        signer,
+    });
+    let (store, settings) = (&sender.store, &sender.settings);
+    let in_flight = InFlight::default();
+    let mut sending = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+            () = shutdown.cancelled() => break,
+            // A send ended: its slot is free for the next due delivery, now.
+            Some(ended) = sending.join_next() => {
+                if let Err(e) = ended {
+                    tracing::error!(error = %e, "a webhook send did not end normally");
+                }
+            }
+            _ = tick.tick() => {
+                if let Err(e) = store.enqueue_ended_webhooks().await {
+                    tracing::warn!(error = %ErrorChain(&e), "could not queue webhooks of ended files");
+                }
+            }
         }
-        if let Err(e) = store.enqueue_ended_webhooks().await {
-            tracing::warn!(error = %ErrorChain(&e), "could not queue webhooks of ended files");
-            continue;
-        }
-        loop {
-            let delivery = match store.claim_due_delivery(lease).await {
+        while sending.len() < settings.webhook_concurrency {
+            let busy = in_flight.full(settings.webhook_per_host);
+            let delivery = match store.claim_due_delivery(lease, &busy).await {
                 Ok(Some(d)) => d,
                 Ok(None) => break,
                 Err(e) => {
@@ -210,30 +339,15 @@ pub async fn run(store: Store, settings: std::sync::Arc<Settings>, shutdown: Can
                     break;
                 }
             };
-            let (outcome, delivered) = match send(&store, &settings, &allow, &delivery).await {
-                Ok(code) => (format!("HTTP {code}"), (200..300).contains(&code)),
-                Err(e) => (e, false),
-            };
-            match store
-                .record_delivery_attempt(
-                    &delivery,
-                    outcome.clone(),
-                    delivered,
-                    settings.webhook_max_attempts,
-                    backoff,
-                )
-                .await
-            {
-                Ok(state) => {
-                    tracing::info!(file = %delivery.audiofile_id, url = %delivery.url, %outcome, ?state, "webhook attempt")
-                }
-                Err(e) => {
-                    tracing::warn!(error = %ErrorChain(&e), "could not record a webhook attempt")
-                }
-            }
-            if shutdown.is_cancelled() {
-                return;
-            }
+            let slot = in_flight.take(delivery_target(&delivery.url));
+            let sender = sender.clone();
+            sending.spawn(async move {
+                sender.attempt(delivery).await;
+                drop(slot);
+            });
         }
     }
+    // Nothing new is claimed; the sends in hand end (each within `webhook_timeout_ms`) and
+    // are recorded.
+    while sending.join_next().await.is_some() {}
 }

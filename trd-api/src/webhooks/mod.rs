@@ -3,6 +3,7 @@
 //!
 //! - [`allow`]: which targets may be reached at all (checked before connecting).
 //! - [`deliver`]: the loop that sends due deliveries with exponential back-off.
+//! - [`signing`]: the signature every delivery carries, and the secret it is made with.
 //!
 //! The deliveries themselves (`webhook_outbox`), the tokens clients validated
 //! (`webhook_tokens`) and the sweep that turns ended files into deliveries are the store's
@@ -13,3 +14,4 @@
 
 pub mod allow;
 pub mod deliver;
+pub mod signing;

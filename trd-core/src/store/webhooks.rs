@@ -1,6 +1,10 @@
 //! Durable webhook deliveries (collection `webhook_outbox`: one document per file, URL and
 //! event, retried until delivered or given up) and the tokens clients validated per target
 //! (collection `webhook_tokens`). The API sends them; this module only keeps them.
+//!
+//! A target is the `host:port` a URL reaches: tokens are validated per target, and the sender
+//! claims only deliveries whose target has a free slot, so one target that never answers
+//! holds up its own deliveries and no one else's.
 
 use std::time::Duration;
 
@@ -57,6 +61,9 @@ pub struct Delivery {
     pub id: ObjectId,
     pub audiofile_id: ObjectId,
     pub url: String,
+    /// The `host:port` of `url` ([`target_of`]).
+    #[serde(default)]
+    pub target: String,
     pub event: Event,
     /// The result as it was when the file went away (reset, delete); ended files are read
     /// fresh at delivery time.
@@ -79,6 +86,23 @@ pub struct Validation {
     pub token: String,
     #[serde(default)]
     pub crt: String,
+}
+
+/// The `host:port` a URL reaches (its scheme's default port when it names none).
+pub fn target_of(url: &url::Url) -> Option<String> {
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default()?
+    ))
+}
+
+/// The target of a delivery URL; a URL without one (it will fail to send) is its own target.
+pub fn delivery_target(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| target_of(&u))
+        .unwrap_or_else(|| url.to_owned())
 }
 
 /// How many ended files one sweep turns into deliveries.
@@ -129,6 +153,7 @@ impl Store {
                 id: ObjectId::new(),
                 audiofile_id: record.id,
                 url: url.clone(),
+                target: delivery_target(url),
                 event,
                 payload: payload.clone(),
                 state: DeliveryState::Pending,
@@ -180,9 +205,38 @@ impl Store {
         Ok(())
     }
 
-    /// Claims one due delivery for sending (a lease keeps two API instances from sending it
-    /// twice).
-    pub async fn claim_due_delivery(&self, lease: Duration) -> StoreResult<Option<Delivery>> {
+    /// Gives pending deliveries queued before they carried a target their target, so that
+    /// the per-target limit holds for them too. Returns how many it updated.
+    pub async fn backfill_delivery_targets(&self) -> StoreResult<u64> {
+        let untargeted: Vec<Delivery> = self
+            .deliveries()
+            .find(doc! {"state": "PENDING", "target": {"$exists": false}})
+            .projection(doc! {"payload": 0})
+            .await
+            .store()?
+            .try_collect()
+            .await
+            .store()?;
+        for delivery in &untargeted {
+            self.deliveries()
+                .update_one(
+                    doc! {"_id": delivery.id},
+                    doc! {"$set": {"target": delivery_target(&delivery.url)}},
+                )
+                .await
+                .store()?;
+        }
+        Ok(untargeted.len() as u64)
+    }
+
+    /// Claims the longest-due delivery whose target is not one of `busy` (a lease keeps two
+    /// API instances from sending it twice). Deliveries to a busy target stay unclaimed,
+    /// pending and due, for when the target has a free slot.
+    pub async fn claim_due_delivery(
+        &self,
+        lease: Duration,
+        busy: &[String],
+    ) -> StoreResult<Option<Delivery>> {
         let now = DateTime::now();
         let until = DateTime::from_millis(now.timestamp_millis() + lease.as_millis() as i64);
         self.deliveries()
@@ -191,9 +245,11 @@ impl Store {
                     "state": "PENDING",
                     "next_attempt_at": {"$lte": now},
                     "$or": [{"lease_until": null}, {"lease_until": {"$lt": now}}],
+                    "target": {"$nin": busy},
                 },
                 doc! {"$set": {"lease_until": until}},
             )
+            .sort(doc! {"next_attempt_at": 1})
             .return_document(ReturnDocument::After)
             .await
             .store()

@@ -7,6 +7,7 @@ mod recognition;
 mod registration;
 mod segments;
 mod stages;
+mod webhooks;
 
 use std::ops::Deref;
 use std::time::Duration;

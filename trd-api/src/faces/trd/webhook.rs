@@ -6,13 +6,14 @@ use std::time::Duration;
 use rocket::serde::json::Json;
 use rocket::{get, post, State};
 use serde::Deserialize;
+use trd_core::store::webhooks::target_of;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::identity::{Access, Operate, Read};
 use crate::webhooks::allow::AllowList;
-use crate::webhooks::deliver::{reachable, SendError};
+use crate::webhooks::deliver::{reachable, validation_url, SendError};
 
 /// The caller's IP address, as a JSON string.
 #[utoipa::path(
@@ -46,6 +47,7 @@ pub struct ValidateQuery {
     retries: Option<u32>,
 }
 
+/// Only checks: the token and certificate remembered for the target stay as they are.
 #[utoipa::path(
     tag = "webhook",
     summary = "Check that a webhook target is reachable",
@@ -60,9 +62,11 @@ pub async fn validate_get(
     port: u16,
     query: ValidateQuery,
 ) -> ApiResult<Json<bool>> {
-    validate(app, host, port, query, ValidateRequest::default()).await
+    validate(app, host, port, query, None).await
 }
 
+/// With a body, the body's token and certificate replace those remembered for the target;
+/// without one, only checks.
 #[utoipa::path(
     tag = "webhook",
     summary = "Check a webhook target and remember its token (and certificate)",
@@ -79,8 +83,7 @@ pub async fn validate_post(
     query: ValidateQuery,
     body: Option<Json<ValidateRequest>>,
 ) -> ApiResult<Json<bool>> {
-    let body = body.map(|b| b.into_inner()).unwrap_or_default();
-    validate(app, host, port, query, body).await
+    validate(app, host, port, query, body.map(|b| b.into_inner())).await
 }
 
 async fn validate(
@@ -88,7 +91,7 @@ async fn validate(
     host: &str,
     port: u16,
     query: ValidateQuery,
-    body: ValidateRequest,
+    body: Option<ValidateRequest>,
 ) -> ApiResult<Json<bool>> {
     if host.is_empty()
         || host.len() > 253
@@ -103,14 +106,24 @@ async fn validate(
     let timeout = Duration::from_secs_f64(query.timeout.unwrap_or(5.0).clamp(0.1, 60.0));
     let retries = query.retries.unwrap_or(0).min(10);
     let allow = AllowList::new(&app.settings.webhook_allow);
-    let ok = match reachable(&allow, host, port, &body.crt, timeout, retries).await {
-        Ok(ok) => ok,
-        Err(SendError::Refused(r)) => return Err(ApiError::Forbidden(r.to_string())),
-        Err(SendError::BadCertificate(e)) => return Err(ApiError::BadRequest(format!("crt: {e}"))),
-        Err(e) => return Err(ApiError::BadRequest(e.to_string())),
-    };
-    app.store
-        .remember_validation(&format!("{host}:{port}"), &body.token, &body.crt)
-        .await?;
+    let crt = body.as_ref().map_or("", |b| b.crt.as_str());
+    let url = validation_url(host, port, crt).map_err(refusal)?;
+    let ok = reachable(&allow, &url, crt, timeout, retries)
+        .await
+        .map_err(refusal)?;
+    if let (Some(body), Some(target)) = (body, target_of(&url)) {
+        app.store
+            .remember_validation(&target, &body.token, &body.crt)
+            .await?;
+    }
     Ok(Json(ok))
+}
+
+/// Why a target cannot be checked: outside the allow-list (403), or not a usable target (400).
+fn refusal(e: SendError) -> ApiError {
+    match e {
+        SendError::Refused(r) => ApiError::Forbidden(r.to_string()),
+        SendError::BadCertificate(e) => ApiError::BadRequest(format!("crt: {e}")),
+        e => ApiError::BadRequest(e.to_string()),
+    }
 }
