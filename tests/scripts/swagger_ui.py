@@ -1,6 +1,7 @@
-"""Loads TRD's Swagger UI in headless Chromium and uses "Try it out" on the batch status.
+"""Loads TRD's Swagger UI in headless Chromium, enters a key with "Authorize" and uses
+"Try it out" on the batch status.
 
-Usage: swagger_ui.py BASE_URL BATCH SCREENSHOT.png
+Usage: swagger_ui.py BASE_URL BATCH SCREENSHOT.png KEY
 Prints one JSON line: the operations the page lists, the status code and body the UI
 received when it executed the request, and where the screenshot is.
 """
@@ -14,7 +15,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-base, batch, screenshot = sys.argv[1], sys.argv[2], sys.argv[3]
+base, batch, screenshot, key = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 options = webdriver.ChromeOptions()
 options.binary_location = shutil.which("chromium")
 for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -30,6 +31,15 @@ try:
          block.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path"))
         for block in driver.find_elements(By.CSS_SELECTOR, ".opblock")
     ]
+    # "Authorize": the key as the bearer credential, for every request the page makes.
+    driver.find_element(By.CSS_SELECTOR, ".auth-wrapper .authorize").click()
+    bearer = next(
+        c for c in wait.until(EC.presence_of_all_elements_located((By.CSS_SELECTOR, ".auth-container")))
+        if "bearer" in c.text
+    )
+    bearer.find_element(By.CSS_SELECTOR, "input").send_keys(key)
+    bearer.find_element(By.CSS_SELECTOR, "button.authorize").click()
+    driver.find_element(By.CSS_SELECTOR, ".btn-done").click()
     target = "/trd/transcription/status/batch/{batch}"
     block_id = "operations-transcription-status_batch"
     driver.find_element(By.CSS_SELECTOR, f"#{block_id} .opblock-summary").click()

@@ -191,12 +191,25 @@ const SWAGGER_UI: &str = include_str!("../../scripts/swagger_ui.py");
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_lists_the_transcription_endpoints_and_tries_one_out_in_chromium() {
     let _turn = trd_tests::turns::shared().await;
-    let app = spawn_app(Workers::None).await;
+    // Nothing is anonymous: "Try it out" works only once "Authorize" holds a key.
+    let app =
+        trd_tests::app::spawn_app_with(Workers::None, |s| s.trusted_networks = Vec::new()).await;
     seed(&app).await;
+    let key: serde_json::Value = app
+        .admin()
+        .post(app.url("/trd/auth/keys"))
+        .json(&serde_json::json!({"name": "swagger", "scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
     let screenshot = artifacts_dir("swagger-ui").join("swagger-ui.png");
     let _ = std::fs::remove_file(&screenshot);
     let shot = screenshot.display().to_string();
-    let args = [app.base.as_str(), "seeded", shot.as_str()];
+    let args = [app.base.as_str(), "seeded", shot.as_str(), key.as_str()];
     let page = tokio::task::block_in_place(|| python_json(SWAGGER_UI, &args));
     eprintln!("Swagger UI screenshot: {shot}");
 
@@ -221,7 +234,8 @@ async fn swagger_ui_lists_the_transcription_endpoints_and_tries_one_out_in_chrom
             "{op} missing from {listed:?}"
         );
     }
-    // "Try it out" really called the API from the page, and got the seeded batch's figures.
+    // "Try it out" really called the API from the page, with the key "Authorize" took, and
+    // got the seeded batch's figures.
     assert_eq!(page["status"], "200", "{page}");
     let body: serde_json::Value = serde_json::from_str(page["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["batch"], "seeded");

@@ -33,6 +33,7 @@ pub async fn first_admin_key(
         })
         .await?;
     let path = write_private(&settings.state_dir, ADMIN_TOKEN_FILE, &text)?;
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
     tracing::warn!(
         path = %path.display(),
         key_id = %key.id.to_hex(),
