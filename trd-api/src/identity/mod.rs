@@ -196,6 +196,11 @@ impl Identity {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
+        // One entry per principal ever seen (anonymous ones per address): forget those whose
+        // allowance is full again, so the table cannot grow without end.
+        if limiter.len() > 10_000 {
+            limiter.retain_recent();
+        }
         limiter.check_key(&principal.label).map_err(|not_until| {
             use governor::clock::{Clock, DefaultClock};
             let wait = not_until.wait_time_from(DefaultClock::default().now());
