@@ -213,6 +213,29 @@ impl TestApp {
         self.client_with_key(&self.admin_key())
     }
 
+    /// Creates a key (as the admin) with these scopes, limited to `batches` if given; returns
+    /// its id and the key itself.
+    pub async fn create_key(&self, scopes: &[&str], batches: Option<&[&str]>) -> (String, String) {
+        let mut body = serde_json::json!({"name": format!("{scopes:?}"), "scopes": scopes});
+        if let Some(b) = batches {
+            body["batches"] = serde_json::json!(b);
+        }
+        let resp = self
+            .admin()
+            .post(self.url("/trd/auth/keys"))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 201, "key creation");
+        let created: Value = resp.json().await.expect("JSON");
+        assert_eq!(created["scopes"], serde_json::json!(scopes));
+        (
+            created["id"].as_str().expect("an id").to_owned(),
+            created["key"].as_str().expect("a key").to_owned(),
+        )
+    }
+
     /// A client that presents `key` as `Authorization: Bearer` on every request.
     pub fn client_with_key(&self, key: &str) -> reqwest::Client {
         let mut headers = reqwest::header::HeaderMap::new();

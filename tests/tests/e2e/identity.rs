@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, oid::ObjectId, Document};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{json, Value};
 use trd_core::domain::{Control, SegmentStatus, Status};
 use trd_tests::app::{bin_dir, configured_command, spawn_app_with, TestApp, Workers};
@@ -80,36 +80,14 @@ async fn status_of(client: &reqwest::Client, app: &TestApp, method: &Method, pat
         .as_u16()
 }
 
-/// Creates a key with the admin key; returns (id, key).
-async fn create_key(app: &TestApp, scopes: &[&str], batches: Option<&[&str]>) -> (String, String) {
-    let mut body = json!({"name": format!("{scopes:?}"), "scopes": scopes});
-    if let Some(b) = batches {
-        body["batches"] = json!(b);
-    }
-    let resp = app
-        .admin()
-        .post(app.url("/trd/auth/keys"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let created: Value = resp.json().await.unwrap();
-    assert_eq!(created["scopes"], json!(scopes));
-    (
-        created["id"].as_str().unwrap().to_owned(),
-        created["key"].as_str().unwrap().to_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_needs_the_right_credential() {
     let _turn = trd_tests::turns::shared().await;
     // No trusted network: an anonymous request is an outsider's.
     let app = spawn_app_with(Workers::None, |s| s.trusted_networks = Vec::new()).await;
     let ops = operations(&app).await;
-    let (_, read) = create_key(&app, &["read"], None).await;
-    let (_, operate) = create_key(&app, &["operate"], None).await;
+    let (_, read) = app.create_key(&["read"], None).await;
+    let (_, operate) = app.create_key(&["operate"], None).await;
     let (reader, operator) = (app.client_with_key(&read), app.client_with_key(&operate));
     let anonymous = reqwest::Client::new();
 
@@ -245,7 +223,7 @@ async fn a_key_limited_to_a_batch_sees_nothing_else() {
     };
     let a = insert_batch(&app.store, "A", &[spec("a.wav")], an_hour_ago()).await[0].to_hex();
     let b = insert_batch(&app.store, "B", &[spec("b.wav")], an_hour_ago()).await[0].to_hex();
-    let (_, key) = create_key(&app, &["operate"], Some(&["A"])).await;
+    let (_, key) = app.create_key(&["operate"], Some(&["A"])).await;
     let tenant = app.client_with_key(&key);
 
     for path in [
@@ -330,7 +308,7 @@ async fn a_key_limited_to_a_batch_sees_nothing_else() {
     let record = app.get_ok(&format!("/trd/audiofile/{b}")).await;
     assert_eq!(record["control"], "FINISHED");
     // A tenant cannot hand out more than it has.
-    let (_, admin_of_a) = create_key(&app, &["admin"], Some(&["A"])).await;
+    let (_, admin_of_a) = app.create_key(&["admin"], Some(&["A"])).await;
     let wider = app
         .client_with_key(&admin_of_a)
         .post(app.url("/trd/auth/keys"))
@@ -731,7 +709,7 @@ async fn secrets_are_never_stored_or_logged_in_the_clear() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let (_, key) = create_key(&app, &["read"], None).await;
+    let (_, key) = app.create_key(&["read"], None).await;
     let password = "correct-horse-battery-staple";
     let resp = http
         .post(format!("{base}/api/v1/users/register"))
@@ -843,7 +821,7 @@ async fn secrets_are_never_stored_or_logged_in_the_clear() {
 async fn every_state_change_is_audited_once_with_its_principal() {
     let _turn = trd_tests::turns::shared().await;
     let app = spawn_app_with(Workers::None, |_| {}).await;
-    let (key_id, key) = create_key(&app, &["operate"], None).await;
+    let (key_id, key) = app.create_key(&["operate"], None).await;
     let keyed = app.client_with_key(&key);
     let http = &app.http;
 
@@ -1015,8 +993,8 @@ async fn bursts_beyond_the_limits_get_429_and_nothing_else_breaks() {
         s.max_concurrent_uploads = 1;
     })
     .await;
-    let (_, noisy) = create_key(&app, &["read"], None).await;
-    let (_, quiet) = create_key(&app, &["read"], None).await;
+    let (_, noisy) = app.create_key(&["read"], None).await;
+    let (_, quiet) = app.create_key(&["read"], None).await;
     let noisy = app.client_with_key(&noisy);
     let burst = futures::future::join_all(
         (0..20).map(|_| noisy.get(app.url("/trd/audiofile/list")).send()),

@@ -195,17 +195,7 @@ async fn swagger_ui_lists_the_transcription_endpoints_and_tries_one_out_in_chrom
     let app =
         trd_tests::app::spawn_app_with(Workers::None, |s| s.trusted_networks = Vec::new()).await;
     seed(&app).await;
-    let key: serde_json::Value = app
-        .admin()
-        .post(app.url("/trd/auth/keys"))
-        .json(&serde_json::json!({"name": "swagger", "scopes": ["read"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = key["key"].as_str().unwrap().to_owned();
+    let (_, key) = app.create_key(&["read"], None).await;
     let screenshot = artifacts_dir("swagger-ui").join("swagger-ui.png");
     let _ = std::fs::remove_file(&screenshot);
     let shot = screenshot.display().to_string();
