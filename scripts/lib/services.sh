@@ -68,8 +68,12 @@ mongo_uri() { # CREDENTIALS_FILE PORT
 start_mongo() {
   local dir=$1 port=$2 credentials=$3
   mkdir -p "$dir"
-  if wait_for_port 127.0.0.1 "$port" 0; then
-    svc_log "MongoDB already listening on 127.0.0.1:$port"
+  if mongo_running "$dir"; then
+    svc_log "MongoDB of $dir already running"
+  elif wait_for_port 127.0.0.1 "$port" 0; then
+    # Someone else's server: never give it TRD's users, nor TRD's data.
+    svc_log "port $port is taken by another process; choose another port"
+    return 1
   else
     if command -v mongod >/dev/null; then
       mongod --auth --bind_ip 127.0.0.1 --port "$port" --dbpath "$dir" --fork \
@@ -86,6 +90,14 @@ start_mongo() {
   PYTHONPATH="$PYMONGO_DIR" python3 "$SERVICES_LIB/mongo-users.py" "$port" \
     "$credentials/mongodb-admin" "$credentials/mongodb" || return 1
   svc_log "MongoDB on 127.0.0.1:$port (data in $dir, credentials in $credentials/mongodb)"
+}
+
+# Whether the server of DATA_DIR runs: the pid the MongoDB-wire server's start wrote, or the
+# one mongod keeps in its lock file while it runs.
+mongo_running() { # DATA_DIR
+  local pid
+  pid=$(cat "$1/server.pid" 2>/dev/null || cat "$1/mongod.lock" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
 stop_mongo() { # DATA_DIR
@@ -106,6 +118,9 @@ start_rabbit() {
   mkdir -p "$dir/mnesia" "$dir/log"
   if rabbitmq-diagnostics -n "$node" -q ping >/dev/null 2>&1; then
     svc_log "RabbitMQ node $node already running"
+  elif wait_for_port 127.0.0.1 "$port" 0; then
+    svc_log "port $port is taken by another process; choose another port"
+    return 1
   else
     # An empty plugin list keeps start-up fast and opens no other listener (the management
     # UI and the Prometheus endpoint are plugins).
