@@ -69,7 +69,7 @@ async fn held_by(app: &TestApp, stage: &str, pid: u32) -> Vec<ObjectId> {
         "diarize" => ("audiofiles", "DIARIZING", "_id"),
         _ => ("segments", "PROCESSING", "audiofile_id"),
     };
-    let Some(leased) = leased(&app.store.database(), collection, status).await else {
+    let Some(leased) = leased(app.store.database(), collection, status).await else {
         return Vec::new();
     };
     let mut files: Vec<ObjectId> = leased
