@@ -160,33 +160,30 @@ pub async fn spawn_app_with(workers: Workers, customise: impl FnOnce(&mut Settin
         }
         Workers::None => {}
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app
-        .http
-        .get(app.url("/trd/audiofile/list"))
+    app.wait_api_up().await;
+    app
+}
+
+/// Waits until the API at `base` answers HTTP (any status: a refusal is an answer too).
+pub async fn wait_until_answering(http: &reqwest::Client, base: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while http
+        .get(format!("{base}/trd/openapi.json"))
         .send()
         .await
         .is_err()
     {
-        assert!(Instant::now() < deadline, "the API did not come up");
+        assert!(
+            Instant::now() < deadline,
+            "the API at {base} did not come up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    app
 }
 
 impl TestApp {
     async fn wait_api_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self
-            .http
-            .get(self.url("/trd/audiofile/list"))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "the API did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_answering(&self.http, &self.url(""), Duration::from_secs(20)).await;
     }
 
     /// Stops the API process's work (HTTP, watcher, webhook sender) and starts it again on the

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use mongodb::bson::DateTime;
 use trd_core::domain::{Control, SegmentStatus, Status};
 use trd_core::Store;
-use trd_tests::app::test_settings;
+use trd_tests::app::{test_settings, wait_until_answering};
 use trd_tests::fixtures::{insert_batch, FileSpec};
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -129,16 +129,7 @@ async fn start_api(settings: &trd_core::Settings) -> Api {
         });
     let base = format!("http://127.0.0.1:{}", settings.port);
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("{base}/trd/audiofile/list/batch/none"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the API did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_answering(&http, &base, Duration::from_secs(30)).await;
     Api { child, base }
 }
 

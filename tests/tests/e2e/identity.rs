@@ -3,13 +3,15 @@
 //! state, the DeepSpeech and Nanotrix token flows work, secrets are never stored or logged in
 //! the clear, every state change is audited, and the rate and upload limits answer 429.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mongodb::bson::{doc, oid::ObjectId, Document};
 use reqwest::Method;
 use serde_json::{json, Value};
 use trd_core::domain::{Control, SegmentStatus, Status};
-use trd_tests::app::{bin_dir, configured_command, spawn_app_with, TestApp, Workers};
+use trd_tests::app::{
+    bin_dir, configured_command, spawn_app_with, wait_until_answering, TestApp, Workers,
+};
 use trd_tests::fixtures::{an_hour_ago, insert_batch, FileSpec};
 
 /// What a route of the document needs.
@@ -698,16 +700,7 @@ async fn secrets_are_never_stored_or_logged_in_the_clear() {
         .expect("the trd-api binary (build the workspace first)");
     let base = format!("http://127.0.0.1:{}", settings.port);
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("{base}/trd/openapi.json"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "the API process did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_answering(&http, &base, Duration::from_secs(30)).await;
 
     let (_, key) = app.create_key(&["read"], None).await;
     let password = "correct-horse-battery-staple";
