@@ -95,16 +95,22 @@ impl Store {
             warnings: Vec::new(),
             lease: None,
         };
-        match self.audiofiles.insert_one(&record).await {
-            Ok(_) => Ok(Registration::Created(record)),
-            Err(e) if is_duplicate_key(&e) => {
-                let existing = self.find_by_location(location).await?.ok_or_else(|| {
-                    StoreError::Malformed("duplicate key without a record".into())
-                })?;
-                Ok(Registration::Exists(existing))
+        // A record that collides may be deleted before it is read back (a delete racing the
+        // registration): then the location is free again and the insert is tried anew.
+        for _ in 0..3 {
+            match self.audiofiles.insert_one(&record).await {
+                Ok(_) => return Ok(Registration::Created(record)),
+                Err(e) if is_duplicate_key(&e) => {
+                    if let Some(existing) = self.find_by_location(location).await? {
+                        return Ok(Registration::Exists(existing));
+                    }
+                }
+                Err(e) => return Err(StoreError::from_mongo(e)),
             }
-            Err(e) => Err(StoreError::from_mongo(e)),
         }
+        Err(StoreError::Malformed(
+            "the location stayed taken by records deleted as they were read".into(),
+        ))
     }
 
     pub async fn find_by_location(
