@@ -140,7 +140,7 @@ provision_run() {
   steps_wait 1
   # MongoDB: a real mongod when present, else the MongoDB-wire server built from crates.io.
   if ! command -v mongod >/dev/null && [ ! -x "$SECANTUS_ROOT/bin/secantusd-rs" ]; then
-    step_start 3 "building the MongoDB-wire server secantus-mdb $SECANTUS_VERSION (about 8 min, once)" \
+    step_start 3 "building the MongoDB-wire server secantus-mdb $SECANTUS_VERSION (9 to 25 min, once)" \
       build_secantus
   fi
   steps_wait 2
