@@ -31,6 +31,27 @@ impl StageWorker for Recognizer {
         }
     }
 
+    /// Loading the default model takes seconds; done before consuming, no message waits on it.
+    /// A model that cannot be loaded is only logged here: each file naming it fails with the
+    /// reason when it gets there.
+    async fn prepare(&self, ctx: &WorkerContext) {
+        let id = ctx.settings.default_model.clone();
+        let Some(dir) = ctx.settings.model_dir(&id).map(|d| d.to_path_buf()) else {
+            tracing::warn!(model = %id, "the default recognition model is not configured");
+            return;
+        };
+        let loading = id.clone();
+        match tokio::task::spawn_blocking(move || models::load(&loading, &dir)).await {
+            Ok(Ok(_)) => tracing::info!(model = %id, "recognition model ready"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the default recognition model cannot be loaded")
+            }
+            Err(e) => {
+                tracing::warn!(model = %id, error = %e, "loading the default recognition model crashed")
+            }
+        }
+    }
+
     async fn sweep(&self, ctx: &WorkerContext) -> Result<(), StoreError> {
         for (file, segment) in ctx.store.abandoned_segments().await? {
             tracing::warn!(file = %file, segment = %segment, "re-queueing a segment whose recognizer vanished");

@@ -30,6 +30,10 @@ pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> an
     let mut tasks = JoinSet::new();
     let mut backoff = Backoff::new();
     tracing::info!(stage = %stage, concurrency, owner = %ctx.owner, "worker started");
+    tokio::select! {
+        () = ctx.shutdown.cancelled() => return Ok(()),
+        () = worker.prepare(&ctx) => {}
+    }
 
     'connection: loop {
         let consumers = async {

@@ -30,6 +30,13 @@ pub trait StageWorker: Send + Sync + 'static {
         job: Job,
     ) -> impl Future<Output = Result<(), StageFailure>> + Send;
 
+    /// Gets ready before the first message is taken (the recognizer loads its default model),
+    /// so a message is never held by a worker that is still starting: a worker killed while
+    /// starting costs no file a delivery attempt.
+    fn prepare(&self, _ctx: &WorkerContext) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Re-queues work whose worker vanished. The default covers file-level stages.
     fn sweep(&self, ctx: &WorkerContext) -> impl Future<Output = Result<(), StoreError>> + Send {
         sweeper::requeue_abandoned_files(ctx, Self::STAGE)
