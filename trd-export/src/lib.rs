@@ -12,6 +12,8 @@
 //! - one module per format: `csv` (the contract's columns), `txt`, `vtt` (WebVTT), `srt`
 //!   (SubRip, with line-length–driven cue splitting), `trs` (Transcriber XML, plain and
 //!   extended with word confidence).
+//! - [`json_v2`]: Speechmatics' `json-v2` document, a typed value rather than bytes, since the
+//!   Speechmatics face needs the job's details and request beside the segments.
 //!
 //! Errors travel inside each format, the way the format allows (a `#` line in text, a `NOTE` in
 //! WebVTT, a cue in SubRip, elements in Transcriber XML); each module's docs say how. CSV is the
@@ -23,6 +25,7 @@ use std::num::NonZeroUsize;
 use trd_core::domain::{AudioFile, Segment};
 
 mod csv;
+pub mod json_v2;
 mod srt;
 mod time;
 mod trs;
