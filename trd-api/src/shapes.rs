@@ -212,7 +212,7 @@ pub struct FileStatus {
 }
 
 /// `GET /trd/transcription/status/batch/{batch}` (contract section 4).
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
 pub struct BatchStatus {
     /// Estimated seconds until the batch is done; 0 when done.
     #[serde(rename = "ETA")]

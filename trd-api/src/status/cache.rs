@@ -1,7 +1,8 @@
 //! Batch figures shared between polls. Figures that take long to sum (batches of thousands of
 //! files) are served from a snapshot while it is fresh enough, and one past its refresh time is
 //! refreshed in the background, so polling never waits for MongoDB to sum the batch again.
-//! Quick batches are always summed on the spot. The cache belongs to one API instance's
+//! Batches under [`SHARED_FROM_FILES`] files are always summed on the spot, however busy the
+//! machine: a change to a small batch shows in the next poll. The cache belongs to one API instance's
 //! [`super::Figures`], so two instances in one process never share figures.
 
 use std::collections::HashMap;
@@ -12,8 +13,11 @@ use trd_core::domain::BatchName;
 
 use crate::shapes::BatchStatus;
 
-/// Summing a batch longer than this makes its figures worth sharing between polls.
+/// Summing a batch longer than this makes its figures worth sharing between polls...
 const SLOW_FIGURES: Duration = Duration::from_millis(25);
+/// ...if it has at least this many files. Time alone would decide by the machine's load: a
+/// busy machine would serve a two-file batch from a snapshot.
+pub const SHARED_FROM_FILES: u64 = 1_000;
 /// Shortest time between two summings of a shared batch.
 const SNAPSHOT_REFRESH: Duration = Duration::from_secs(1);
 
@@ -71,12 +75,12 @@ impl FigureCache {
         })
     }
 
-    /// Keeps figures that took `cost` to sum (from `taken` on) if they were slow to make,
-    /// forgets the batch's snapshot otherwise; drops expired snapshots of every batch.
+    /// Keeps figures that took `cost` to sum (from `taken` on) if they were slow to make and
+    /// the batch is large, forgets the batch's snapshot otherwise; drops expired snapshots of every batch.
     pub fn put(&self, batch: &BatchName, figures: &BatchStatus, taken: Instant, cost: Duration) {
         let mut shared = self.lock();
         shared.retain(|_, s| s.taken.elapsed() < s.serve_for());
-        if cost >= SLOW_FIGURES {
+        if cost >= SLOW_FIGURES && figures.total_files >= SHARED_FROM_FILES {
             let snapshot = Snapshot {
                 figures: figures.clone(),
                 taken,
@@ -91,5 +95,43 @@ impl FigureCache {
 
     pub fn forget(&self, batch: &BatchName) {
         self.lock().remove(batch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(total_files: u64) -> BatchStatus {
+        BatchStatus {
+            total_files,
+            ..BatchStatus::default()
+        }
+    }
+
+    #[test]
+    fn only_large_batches_that_were_slow_to_sum_are_shared() {
+        let cache = FigureCache::default();
+        let batch = BatchName::parse("b").unwrap();
+        let slow = SLOW_FIGURES * 4;
+        cache.put(&batch, &figures(2), Instant::now(), slow);
+        assert!(
+            cache.get(&batch).is_none(),
+            "a small batch is summed on every poll"
+        );
+        cache.put(
+            &batch,
+            &figures(SHARED_FROM_FILES),
+            Instant::now(),
+            Duration::ZERO,
+        );
+        assert!(
+            cache.get(&batch).is_none(),
+            "a quick batch is summed on every poll"
+        );
+        cache.put(&batch, &figures(SHARED_FROM_FILES), Instant::now(), slow);
+        let hit = cache.get(&batch).expect("a large, slow batch is shared");
+        assert_eq!(hit.figures.total_files, SHARED_FROM_FILES);
+        assert!(!hit.refresh, "fresh figures need no refresh");
     }
 }
