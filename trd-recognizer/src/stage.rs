@@ -10,6 +10,7 @@ use std::time::Duration;
 use mongodb::bson::oid::ObjectId;
 use tokio::task::JoinError;
 use trd_core::domain::{AudioFile, Control, Segment, SegmentStatus, Stage};
+use trd_core::logging::ErrorChain;
 use trd_core::store::StoreError;
 use trd_core::worker::{Job, StageFailure, StageWorker, WorkerContext};
 use trd_core::WorkItem;
@@ -36,18 +37,10 @@ impl StageWorker for Recognizer {
     /// reason when it gets there.
     async fn prepare(&self, ctx: &WorkerContext) {
         let id = ctx.settings.default_model.clone();
-        let Some(dir) = ctx.settings.model_dir(&id).map(|d| d.to_path_buf()) else {
-            tracing::warn!(model = %id, "the default recognition model is not configured");
-            return;
-        };
-        let loading = id.clone();
-        match tokio::task::spawn_blocking(move || models::load(&loading, &dir)).await {
-            Ok(Ok(_)) => tracing::info!(model = %id, "recognition model ready"),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "the default recognition model cannot be loaded")
-            }
+        match load_model(ctx, id.clone()).await {
+            Ok(_) => tracing::info!(model = %id, "recognition model ready"),
             Err(e) => {
-                tracing::warn!(model = %id, error = %e, "loading the default recognition model crashed")
+                tracing::warn!(model = %id, error = %ErrorChain(&e), "the default recognition model cannot be loaded")
             }
         }
     }
@@ -285,6 +278,11 @@ async fn model_for(
         .model
         .clone()
         .unwrap_or_else(|| ctx.settings.default_model.clone());
+    load_model(ctx, id).await
+}
+
+/// The model `id`, loaded once per process (see [`models::load`]).
+async fn load_model(ctx: &WorkerContext, id: String) -> Result<Arc<LoadedModel>, StageFailure> {
     let dir = ctx
         .settings
         .model_dir(&id)

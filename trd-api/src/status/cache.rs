@@ -2,8 +2,8 @@
 //! files) are served from a snapshot while it is fresh enough, and one past its refresh time is
 //! refreshed in the background, so polling never waits for MongoDB to sum the batch again.
 //! Batches under [`SHARED_FROM_FILES`] files are always summed on the spot, however busy the
-//! machine: a change to a small batch shows in the next poll. The cache belongs to one API instance's
-//! [`super::Figures`], so two instances in one process never share figures.
+//! machine: a change to a small batch shows in the next poll. The cache belongs to one API
+//! instance's [`super::Figures`], so two instances in one process never share figures.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -76,7 +76,8 @@ impl FigureCache {
     }
 
     /// Keeps figures that took `cost` to sum (from `taken` on) if they were slow to make and
-    /// the batch is large, forgets the batch's snapshot otherwise; drops expired snapshots of every batch.
+    /// the batch is large, forgets the batch's snapshot otherwise; drops expired snapshots of
+    /// every batch.
     pub fn put(&self, batch: &BatchName, figures: &BatchStatus, taken: Instant, cost: Duration) {
         let mut shared = self.lock();
         shared.retain(|_, s| s.taken.elapsed() < s.serve_for());
