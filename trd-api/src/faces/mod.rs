@@ -10,4 +10,5 @@
 
 pub mod deepspeech;
 pub mod nanotrix;
+pub mod speechmatics;
 pub mod trd;

@@ -1,0 +1,5 @@
+//! The Speechmatics batch jobs API (`../shared/seeds/002_…`), for the `speechmatics-python`
+//! and `speechmatics-batch` clients. Work in progress: the job config is parsed here
+//! ([`config`]); the routes come next.
+
+pub mod config;
