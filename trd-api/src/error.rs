@@ -180,12 +180,30 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// JSON errors for whatever Rocket itself rejects (unknown routes, bad bodies, limits) and for
 /// requests the identity layer refused before their handler (with that refusal's headers).
+/// On a face's paths the body is in that face's error shape (Speechmatics' for its paths).
 #[rocket::catch(default)]
 pub fn default_catcher(status: Status, req: &Request<'_>) -> Caught {
+    let caught = caught(status, req);
+    if crate::faces::speechmatics::error::answers(req.uri().path().as_str()) {
+        let (status, message) = match &caught.body {
+            CaughtBody::Trd(body) => (caught.status, body.error.message.clone()),
+            CaughtBody::Speechmatics(_) => return caught,
+        };
+        return Caught {
+            body: CaughtBody::Speechmatics(crate::faces::speechmatics::error::SmErrorBody::new(
+                status, message,
+            )),
+            ..caught
+        };
+    }
+    caught
+}
+
+fn caught(status: Status, req: &Request<'_>) -> Caught {
     if let Some(refusal) = crate::identity::refusal::kept(req) {
         return Caught {
             status: refusal.status,
-            body: ErrorBody::new(refusal.status, &refusal.message),
+            body: CaughtBody::Trd(ErrorBody::new(refusal.status, &refusal.message)),
             headers: refusal.headers(),
         };
     }
@@ -202,7 +220,7 @@ pub fn default_catcher(status: Status, req: &Request<'_>) -> Caught {
     };
     Caught {
         status,
-        body: ErrorBody::new(status, message),
+        body: CaughtBody::Trd(ErrorBody::new(status, message)),
         headers: Vec::new(),
     }
 }
@@ -210,8 +228,16 @@ pub fn default_catcher(status: Status, req: &Request<'_>) -> Caught {
 /// What the catcher answers: the JSON error body, its status and any headers it calls for.
 pub struct Caught {
     status: Status,
-    body: ErrorBody,
+    body: CaughtBody,
     headers: Vec<rocket::http::Header<'static>>,
+}
+
+/// The error body in the shape of the face whose path was asked for.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum CaughtBody {
+    Trd(ErrorBody),
+    Speechmatics(crate::faces::speechmatics::error::SmErrorBody),
 }
 
 impl<'r> Responder<'r, 'static> for Caught {

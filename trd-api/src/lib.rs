@@ -88,6 +88,10 @@ pub async fn build(
         app.store.clone(),
         app.settings.clone(),
         signer,
+        webhooks::notices::NoticeRenderers::default().with(
+            faces::speechmatics::job::FACE,
+            faces::speechmatics::notify::Notifications,
+        ),
         shutdown.clone(),
     ));
     let requests = metrics::RequestCounter::default();
@@ -108,6 +112,7 @@ pub async fn build(
         .mount("/", openapi::routes())
         .mount("/", faces::deepspeech::routes())
         .mount("/", faces::nanotrix::routes())
+        .mount("/", faces::speechmatics::routes())
         .register("/", rocket::catchers![error::default_catcher]))
 }
 

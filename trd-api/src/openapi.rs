@@ -13,23 +13,39 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ErrorBody;
+use crate::faces::speechmatics::error::SmErrorBody;
 
 /// Where the document and the UI are served (the UI's index needs the trailing slash so
 /// that its relative asset URLs resolve inside it).
 pub const DOCUMENT_PATH: &str = "/trd/openapi.json";
 pub const UI_PATH: &str = "/trd/docs/";
 
-/// Adds the contract's error body as every operation's `default` response.
-struct ErrorResponses;
+/// Adds a face's error body as every operation's `default` response.
+struct ErrorResponses {
+    schema: fn() -> std::borrow::Cow<'static, str>,
+    description: &'static str,
+}
+
+/// The TRD contract's errors (and those of the faces that answer in TRD's shape).
+const TRD_ERRORS: ErrorResponses = ErrorResponses {
+    schema: ErrorBody::name,
+    description: "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`",
+};
+
+/// Errors as Speechmatics clients read them.
+const SPEECHMATICS_ERRORS: ErrorResponses = ErrorResponses {
+    schema: SmErrorBody::name,
+    description: "An error: `{\"code\", \"error\", \"detail\"}`",
+};
 
 impl Modify for ErrorResponses {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let response = ResponseBuilder::new()
-            .description("An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`")
+            .description(self.description)
             .content(
                 "application/json",
                 ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name(ErrorBody::name())))
+                    .schema(Some(Ref::from_schema_name((self.schema)())))
                     .build(),
             )
             .build();
@@ -87,7 +103,7 @@ impl Modify for ErrorResponses {
         crate::faces::trd::auth::read_audit,
     ),
     components(schemas(ErrorBody, crate::faces::trd::query::QueryCollection)),
-    modifiers(&ErrorResponses, &SecuritySchemes),
+    modifiers(&TRD_ERRORS, &SecuritySchemes),
     tags(
         (name = "audiofile", description = "Records, uploads, registration and deletion"),
         (name = "transcription", description = "Start, stop, reset, status and results"),
@@ -112,13 +128,33 @@ struct ApiDoc;
         crate::faces::nanotrix::access_token,
         crate::faces::nanotrix::ntx_token,
     ),
-    modifiers(&ErrorResponses),
+    modifiers(&TRD_ERRORS),
     tags(
         (name = "deepspeech", description = "DeepSpeech REST users and tokens"),
         (name = "nanotrix", description = "Nanotrix log-in and task tokens"),
     )
 )]
 struct RootDoc;
+
+/// The Speechmatics batch jobs API, `/v2` and the appliance's v1 paths.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        crate::faces::speechmatics::v2::submit,
+        crate::faces::speechmatics::v2::get_job,
+        crate::faces::speechmatics::v2::list_jobs,
+        crate::faces::speechmatics::v2::delete_job,
+        crate::faces::speechmatics::v2::transcript,
+        crate::faces::speechmatics::legacy::submit,
+        crate::faces::speechmatics::legacy::get_job,
+        crate::faces::speechmatics::legacy::list_jobs,
+        crate::faces::speechmatics::legacy::transcript,
+    ),
+    components(schemas(SmErrorBody)),
+    modifiers(&SPEECHMATICS_ERRORS),
+    tags((name = "speechmatics", description = "Speechmatics batch jobs (v2 and the v1 paths)"))
+)]
+struct SpeechmaticsDoc;
 
 /// The ways to present a credential, required by every operation (Swagger UI's "Authorize"
 /// fills them in). Anonymous requests from a trusted network need none.
@@ -173,6 +209,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     }
     doc.paths = paths;
     doc.merge(RootDoc::openapi());
+    doc.merge(SpeechmaticsDoc::openapi());
     doc
 }
 
@@ -191,7 +228,15 @@ mod tests {
     fn every_operation_declares_its_success_and_the_error_response() {
         let doc = document();
         assert!(doc.paths.paths.len() >= 20);
-        let other_faces = ["/users", "/api/v1/", "/token", "/login/", "/store/"];
+        let other_faces = [
+            "/users",
+            "/api/v1/",
+            "/token",
+            "/login/",
+            "/store/",
+            "/v2/jobs",
+            "/{version}/user/",
+        ];
         for (path, item) in &doc.paths.paths {
             assert!(
                 path.starts_with("/trd/") || other_faces.iter().any(|p| path.starts_with(p)),

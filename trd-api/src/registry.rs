@@ -29,6 +29,17 @@ pub async fn register_path(
 ) -> Result<Registration, RegisterError> {
     let location = FileLocation::from_path(workdir, path)
         .ok_or_else(|| RegisterError::InvalidLocation(path.display().to_string()))?;
+    register_at(store, &location, path).await
+}
+
+/// Registers the file at `path` as `location` (which may be in a private batch, which no
+/// path found by the watcher names).
+pub async fn register_at(
+    store: &Store,
+    location: &FileLocation,
+    path: &Path,
+) -> Result<Registration, RegisterError> {
+    let location = location.clone();
     if let Some(existing) = store.find_by_location(&location).await? {
         return Ok(Registration::Exists(existing));
     }

@@ -57,11 +57,38 @@ const MIN_NEIGHBOURS: usize = 6;
 const NEIGHBOUR_FRACTION: f64 = 0.05;
 /// Smaller clusters are too small to be a speaker: they are usually overlaps or noise.
 const MIN_CLUSTER_SIZE: usize = 4;
-/// Clusters whose mean embeddings are this similar are the same voice split in two.
-const MERGE_COSINE: f32 = 0.7;
+/// How readily a new voice is told apart from the ones heard, 0–1: clusters whose mean
+/// embeddings are more similar than [`Sensitivity::merge_cosine`] are the same voice split in
+/// two. The default, 0.5, merges above a cosine of 0.7; 0 merges above 0.5 (fewer speakers),
+/// 1 only above 0.9 (more).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sensitivity(f64);
+
+impl Sensitivity {
+    pub const DEFAULT: Sensitivity = Sensitivity(0.5);
+
+    /// `None` for a value outside 0–1.
+    pub fn new(value: f64) -> Option<Self> {
+        (0.0..=1.0).contains(&value).then_some(Sensitivity(value))
+    }
+
+    fn merge_cosine(self) -> f32 {
+        (0.5 + 0.4 * self.0) as f32
+    }
+}
+
+impl Default for Sensitivity {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
 
 /// A cluster label (0-based, arbitrary order) for each embedding.
-pub fn cluster(embeddings: &[Vec<f32>], range: SpeakerConstraint) -> Vec<usize> {
+pub fn cluster(
+    embeddings: &[Vec<f32>],
+    range: SpeakerConstraint,
+    sensitivity: Sensitivity,
+) -> Vec<usize> {
     let n = embeddings.len();
     let unit: Vec<Vec<f32>> = embeddings.iter().map(|e| normalised(e)).collect();
     let labels = if n < MIN_SPECTRAL {
@@ -83,7 +110,7 @@ pub fn cluster(embeddings: &[Vec<f32>], range: SpeakerConstraint) -> Vec<usize> 
         labels
     };
     let labels = absorb_small_clusters(&unit, labels, range.min);
-    merge_similar_clusters(&unit, labels, range.min)
+    merge_similar_clusters(&unit, labels, range.min, sensitivity)
 }
 
 fn normalised(v: &[f32]) -> Vec<f32> {
@@ -285,6 +312,7 @@ fn merge_similar_clusters(
     unit: &[Vec<f32>],
     mut labels: Vec<usize>,
     min_speakers: usize,
+    sensitivity: Sensitivity,
 ) -> Vec<usize> {
     loop {
         let centres = centroids(unit, &labels);
@@ -301,7 +329,7 @@ fn merge_similar_clusters(
             }
         }
         match closest {
-            Some((similarity, keep, gone)) if similarity >= MERGE_COSINE => {
+            Some((similarity, keep, gone)) if similarity >= sensitivity.merge_cosine() => {
                 labels
                     .iter_mut()
                     .filter(|l| **l == gone)
@@ -315,6 +343,30 @@ fn merge_similar_clusters(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sensitivity_decides_whether_two_similar_voices_stay_apart() {
+        // Two tight groups whose centres are at a cosine of 0.8: one voice split in two for a
+        // low sensitivity, two voices for a high one.
+        let a = [1.0f32, 0.0];
+        let b = [0.8f32, 0.6];
+        let unit: Vec<Vec<f32>> = (0..10)
+            .map(|i| if i < 5 { a.to_vec() } else { b.to_vec() })
+            .collect();
+        let labels: Vec<usize> = (0..10).map(|i| usize::from(i >= 5)).collect();
+        let speakers = |s: f64| {
+            let merged =
+                merge_similar_clusters(&unit, labels.clone(), 1, Sensitivity::new(s).unwrap());
+            merged
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        };
+        assert_eq!(speakers(0.0), 1);
+        assert_eq!(speakers(0.5), 1);
+        assert_eq!(speakers(1.0), 2);
+        assert!(Sensitivity::new(1.5).is_none());
+    }
 
     /// Noisy points around `voices` orthogonal directions, `per_voice` each, interleaved.
     fn voices(voices: usize, per_voice: usize) -> (Vec<Vec<f32>>, Vec<usize>) {
@@ -342,7 +394,7 @@ mod tests {
     fn finds_the_number_of_voices_by_itself() {
         for count in [1, 2, 3, 4] {
             let (points, truth) = voices(count, 20);
-            let labels = cluster(&points, SpeakerConstraint::default());
+            let labels = cluster(&points, SpeakerConstraint::default(), Sensitivity::DEFAULT);
             assert!(
                 same_partition(&labels, &truth),
                 "{count} voices: {labels:?}"
@@ -353,7 +405,11 @@ mod tests {
     #[test]
     fn honours_an_exact_count() {
         let (points, _) = voices(3, 20);
-        let labels = cluster(&points, SpeakerConstraint::exactly(2).unwrap());
+        let labels = cluster(
+            &points,
+            SpeakerConstraint::exactly(2).unwrap(),
+            Sensitivity::DEFAULT,
+        );
         let mut distinct = labels.clone();
         distinct.sort_unstable();
         distinct.dedup();
@@ -363,7 +419,7 @@ mod tests {
     #[test]
     fn large_inputs_are_clustered_through_a_sample() {
         let (points, truth) = voices(3, 300);
-        let labels = cluster(&points, SpeakerConstraint::default());
+        let labels = cluster(&points, SpeakerConstraint::default(), Sensitivity::DEFAULT);
         assert!(same_partition(&labels, &truth));
     }
 }

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use rayon::prelude::*;
 
 use crate::clustering::cluster;
-pub use crate::clustering::SpeakerConstraint;
+pub use crate::clustering::{Sensitivity, SpeakerConstraint};
 use crate::embedding::normalise_means;
 use crate::error::DiarizeError;
 use crate::models::Models;
@@ -59,6 +59,8 @@ pub struct DiarizationRequest<'a> {
     /// Bounds on the number of speakers in the file. In `Auto` mode with several channels,
     /// where each channel is clustered alone, only the upper bound applies, to each channel.
     pub speakers: SpeakerConstraint,
+    /// How readily a new voice is told apart from the ones heard.
+    pub sensitivity: Sensitivity,
 }
 
 impl<'a> DiarizationRequest<'a> {
@@ -70,6 +72,7 @@ impl<'a> DiarizationRequest<'a> {
             max_segment_seconds,
             mode: DiarizationMode::default(),
             speakers: SpeakerConstraint::default(),
+            sensitivity: Sensitivity::DEFAULT,
         }
     }
 }
@@ -238,7 +241,7 @@ fn label_by_voice(
             .collect();
         let group_embeddings: Vec<Vec<f32>> =
             members.iter().map(|&i| embeddings[i].clone()).collect();
-        let group_labels = cluster(&group_embeddings, constraint);
+        let group_labels = cluster(&group_embeddings, constraint, request.sensitivity);
         for (&i, &label) in members.iter().zip(&group_labels) {
             labels[i] = next_label + label;
         }

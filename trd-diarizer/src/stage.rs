@@ -4,7 +4,7 @@ use mongodb::bson::doc;
 use trd_core::domain::{AudioFile, Segment, Span, Stage, StartOptions};
 use trd_core::worker::{process_file_stage, Job, StageFailure, StageWorker, WorkerContext};
 
-use crate::diarize::{diarize, DiarizationRequest, SpeakerConstraint};
+use crate::diarize::{diarize, DiarizationRequest, Sensitivity, SpeakerConstraint};
 use crate::error::{DiarizeError, ModelError};
 use crate::hearing::{heard_spans, CONTEXT_SECONDS};
 use crate::models::Models;
@@ -119,6 +119,10 @@ fn apply_options(
             .max_speakers
             .map_or(default.max().max(min), |m| m as usize);
         request.speakers = SpeakerConstraint::between(min, max)?;
+    }
+    // Out of range only in a record written by something other than the API: the default.
+    if let Some(sensitivity) = options.speaker_sensitivity.and_then(Sensitivity::new) {
+        request.sensitivity = sensitivity;
     }
     Ok(())
 }

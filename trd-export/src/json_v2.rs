@@ -153,6 +153,43 @@ pub struct Alternative {
     pub speaker: String,
 }
 
+impl Transcript {
+    /// The transcript as plain text, the way the vendor's `txt` format reads: words joined
+    /// by the language's delimiter, punctuation attached to the word before it, and a new
+    /// paragraph headed `SPEAKER: S1` (or `CHANNEL: <label>`) whenever the speaker or
+    /// channel changes, when the job asked for them.
+    pub fn text(&self) -> String {
+        let delimiter = self.metadata.language_pack_info.word_delimiter;
+        let mut out = String::new();
+        let mut heading: Option<String> = None;
+        for result in &self.results {
+            let Some(best) = result.alternatives.first() else {
+                continue;
+            };
+            let label = match (&result.channel, best.speaker.as_str()) {
+                (Some(channel), _) => Some(format!("CHANNEL: {channel}")),
+                (None, UNKNOWN_SPEAKER) => None,
+                (None, speaker) => Some(format!("SPEAKER: {speaker}")),
+            };
+            if label.is_some() && label != heading && result.kind == ResultKind::Word {
+                if !out.is_empty() {
+                    out.push_str("\n\n");
+                }
+                out.push_str(label.as_deref().unwrap_or_default());
+                out.push('\n');
+                heading = label;
+            } else if result.kind == ResultKind::Word && !out.is_empty() && !out.ends_with('\n') {
+                out.push_str(delimiter);
+            }
+            out.push_str(&best.content);
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// The label for an unknown or unasked-for speaker.
 pub const UNKNOWN_SPEAKER: &str = "UU";
 
@@ -373,6 +410,18 @@ mod tests {
         assert_eq!(stop.attaches_to, Some("previous"));
         assert_eq!(stop.is_eos, Some(true));
         assert_eq!(stop.start_time, 1.4);
+    }
+
+    #[test]
+    fn plain_text_reads_as_sentences_with_a_paragraph_per_speaker_turn() {
+        let speakers = transcript(&dialogue(), &request(Diarization::Speaker)).text();
+        assert_eq!(
+            speakers,
+            "SPEAKER: S1\n안녕 하세요.\n\nSPEAKER: S2\n네.\n\nSPEAKER: S1\n좋아요.\n"
+        );
+        let plain = transcript(&dialogue(), &request(Diarization::SpeakerChange)).text();
+        assert_eq!(plain, "안녕 하세요. 네. 좋아요.\n");
+        assert_eq!(transcript(&[], &request(Diarization::None)).text(), "");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use mongodb::bson::{self, doc, Document};
 use tokio::sync::mpsc;
-use trd_core::domain::{AudioFile, BatchName, FileLocation, FileName, InvalidName, Stage};
+use trd_core::domain::{AudioFile, InvalidName, Stage};
 use trd_core::store::PcmWriter;
 use trd_core::worker::{process_file_stage, Job, StageFailure, StageWorker, WorkerContext};
 
@@ -52,23 +52,14 @@ impl From<NormalizeError> for StageFailure {
     }
 }
 
-fn location_of(record: &AudioFile) -> Result<FileLocation, RecordFault> {
-    Ok(FileLocation {
-        batch: record
-            .batch
-            .as_deref()
-            .map(BatchName::parse)
-            .transpose()
-            .map_err(RecordFault::InvalidName)?,
-        filename: FileName::parse(&record.filename).map_err(RecordFault::InvalidName)?,
-    })
-}
-
 async fn normalize_record(
     ctx: &WorkerContext,
     record: AudioFile,
 ) -> Result<Document, StageFailure> {
-    let path = location_of(&record)?.path_in(&ctx.settings.workdir);
+    let path = record
+        .try_location()
+        .map_err(RecordFault::InvalidName)?
+        .path_in(&ctx.settings.workdir);
     if !path.is_file() {
         return Err(RecordFault::Gone(path).into());
     }

@@ -19,6 +19,7 @@ mod recognition;
 mod results;
 mod settings;
 mod shutdown;
+mod speechmatics;
 mod status;
 mod storm;
 mod webhooks;

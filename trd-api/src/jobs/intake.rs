@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt};
 use trd_core::domain::{AudioFile, FileLocation};
 
 use super::{JobError, JobResult, Jobs};
-use crate::registry::register_path;
+use crate::registry::register_at;
 
 /// Audio is spooled here before it takes its name: inside the work directory (so naming it is
 /// a link on the same file system) but hidden (so the watcher never sees a partial file).
@@ -42,7 +42,7 @@ impl Jobs {
                 if !target.is_file() {
                     return Err(JobError::NoSuchAudio(location.filename.to_string()));
                 }
-                return self.register(&target).await;
+                return self.register(location, &target).await;
             }
             Audio::Spooled(path) => path,
             Audio::Bytes(bytes) => {
@@ -59,7 +59,7 @@ impl Jobs {
         let placed = self.place(location, &spooled).await;
         let _ = std::fs::remove_file(&spooled);
         placed?;
-        self.register(&target).await
+        self.register(location, &target).await
     }
 
     async fn spool(
@@ -110,8 +110,12 @@ impl Jobs {
         }
     }
 
-    async fn register(&self, path: &std::path::Path) -> JobResult<AudioFile> {
-        let registration = register_path(&self.store, &self.settings.workdir, path).await?;
+    async fn register(
+        &self,
+        location: &FileLocation,
+        path: &std::path::Path,
+    ) -> JobResult<AudioFile> {
+        let registration = register_at(&self.store, location, path).await?;
         Ok(registration.record().clone())
     }
 }

@@ -30,7 +30,7 @@ use trd_core::{Queue, Settings, Store};
 pub use error::{JobError, JobResult};
 pub use follow::JobUpdate;
 pub use intake::{Audio, SPOOL_DIR};
-pub use options::CheckedOptions;
+pub use options::{CheckedOptions, SPEAKERS};
 
 /// A handle on the job core; cheap to clone.
 #[derive(Clone)]

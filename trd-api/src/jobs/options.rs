@@ -69,13 +69,27 @@ impl Jobs {
                 return invalid(format!("min_speakers {min} is above max_speakers {max}"));
             }
         }
-        if options.webhooks.len() > MAX_WEBHOOKS {
+        if let Some(s) = options
+            .speaker_sensitivity
+            .filter(|s| !(0.0..=1.0).contains(s))
+        {
             return invalid(format!(
-                "{} webhooks: at most {MAX_WEBHOOKS} per start",
-                options.webhooks.len()
+                "speaker sensitivity must be from 0 to 1, not '{s}'"
             ));
         }
-        if let Some(url) = options.webhooks.iter().find(|u| u.len() > MAX_URL_BYTES) {
+        let targets: Vec<String> = options
+            .webhooks
+            .iter()
+            .chain(options.notices.iter().map(|n| &n.url))
+            .cloned()
+            .collect();
+        if targets.len() > MAX_WEBHOOKS {
+            return invalid(format!(
+                "{} webhooks and notifications: at most {MAX_WEBHOOKS} per start",
+                targets.len()
+            ));
+        }
+        if let Some(url) = targets.iter().find(|u| u.len() > MAX_URL_BYTES) {
             return invalid(format!(
                 "a webhook URL of {} bytes: at most {MAX_URL_BYTES}",
                 url.len()
@@ -97,7 +111,7 @@ impl Jobs {
                 hint.chars().take(20).collect::<String>()
             ));
         }
-        self.check_webhook_targets(&options.webhooks).await?;
+        self.check_webhook_targets(&targets).await?;
         Ok(CheckedOptions(options))
     }
 

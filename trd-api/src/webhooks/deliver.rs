@@ -17,6 +17,7 @@ use trd_core::store::StoreError;
 use trd_core::{Settings, Store};
 
 use super::allow::{AllowList, Refused};
+use super::notices::NoticeRenderers;
 use super::signing::Signer;
 use crate::shapes::TranscriptResult;
 
@@ -156,16 +157,82 @@ struct Sender {
     settings: Arc<Settings>,
     allow: AllowList,
     signer: Signer,
+    renderers: NoticeRenderers,
 }
 
 impl Sender {
     /// Sends one delivery: the HTTP status it was answered with, or why it was not.
     async fn send(&self, delivery: &Delivery) -> Result<u16, String> {
+        match &delivery.notice {
+            Some(notice) => self.send_notice(delivery, notice).await,
+            None => self.send_webhook(delivery).await,
+        }
+    }
+
+    /// A protocol's notification, rendered by its face.
+    async fn send_notice(
+        &self,
+        delivery: &Delivery,
+        notice: &trd_core::domain::Notice,
+    ) -> Result<u16, String> {
+        let store_error = |e: StoreError| ErrorChain(&e).to_string();
+        let record = self
+            .store
+            .audiofile(delivery.audiofile_id)
+            .await
+            .map_err(store_error)?
+            .ok_or("the job was deleted before its notification was sent")?;
+        let segments = self
+            .store
+            .segments_of(record.id)
+            .await
+            .map_err(store_error)?;
+        let renderer = self
+            .renderers
+            .get(&notice.face)
+            .ok_or_else(|| format!("no face '{}' renders notifications", notice.face))?;
+        let rendered = renderer.render(notice, &record, &segments)?;
+        let mut url =
+            reqwest::Url::parse(&notice.url).map_err(|e| format!("bad URL {}: {e}", notice.url))?;
+        url.query_pairs_mut().extend_pairs(&rendered.query);
+        let timeout = Duration::from_millis(self.settings.webhook_timeout_ms);
+        let client = checked_client(&self.allow, &url, "", timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        let method = match notice.method.as_deref() {
+            Some(m) if m.eq_ignore_ascii_case("put") => reqwest::Method::PUT,
+            _ => reqwest::Method::POST,
+        };
+        let mut request = client
+            .request(method, url)
+            .header(reqwest::header::USER_AGENT, rendered.user_agent);
+        if let Some(content_type) = &rendered.content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        for (name, value) in self.signer.headers(&rendered.body) {
+            request = request.header(name, value);
+        }
+        for header in &notice.headers {
+            if let Some((name, value)) = header.split_once(':') {
+                request = request.header(name.trim(), value.trim());
+            }
+        }
+        let response = request
+            .body(rendered.body)
+            .send()
+            .await
+            .map_err(|e| format!("connection failed: {e}"))?;
+        Ok(response.status().as_u16())
+    }
+
+    /// A TRD webhook: the file's result, POSTed to `<url>/<file id>`.
+    async fn send_webhook(&self, delivery: &Delivery) -> Result<u16, String> {
         let Self {
             store,
             settings,
             allow,
             signer,
+            ..
         } = self;
         let address = format!(
             "{}/{}",
@@ -285,7 +352,7 @@ impl Drop for Slot {
 }
 
 /// Runs until `shutdown`: queues ended files' webhooks and sends whatever is due, signed by
-/// `signer`: up to `webhook_concurrency` sends at once, at most `webhook_per_host` of them to
+/// `signer` (notices rendered by their face's renderer in `renderers`): up to `webhook_concurrency` sends at once, at most `webhook_per_host` of them to
 /// one target. Only deliveries whose target has a free slot are claimed, so a delivery is
 /// never held (leased but not sent) waiting for one, and a target that never answers delays
 /// only its own deliveries.
@@ -293,6 +360,7 @@ pub async fn run(
     store: Store,
     settings: Arc<Settings>,
     signer: Signer,
+    renderers: NoticeRenderers,
     shutdown: CancellationToken,
 ) {
     match store.backfill_delivery_targets().await {
@@ -308,6 +376,7 @@ pub async fn run(
         store,
         settings,
         signer,
+        renderers,
     });
     let (store, settings) = (&sender.store, &sender.settings);
     let in_flight = InFlight::default();

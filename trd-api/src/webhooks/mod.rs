@@ -4,6 +4,7 @@
 //! - [`allow`]: which targets may be reached at all (checked before connecting).
 //! - [`deliver`]: the loop that sends due deliveries with exponential back-off.
 //! - [`signing`]: the signature every delivery carries, and the secret it is made with.
+//! - [`notices`]: notifications in a protocol's own form, rendered by the face that asked.
 //!
 //! The deliveries themselves (`webhook_outbox`), the tokens clients validated
 //! (`webhook_tokens`) and the sweep that turns ended files into deliveries are the store's
@@ -14,4 +15,5 @@
 
 pub mod allow;
 pub mod deliver;
+pub mod notices;
 pub mod signing;

@@ -8,6 +8,7 @@ pub mod state;
 pub use ids::{AudioFileId, InvalidAudioFileId};
 pub use names::{BatchName, FileLocation, FileName, InvalidName};
 pub use record::{
-    AudioChannel, AudioFile, AudioInfo, Lease, Segment, Span, StageError, StartOptions, Word,
+    AudioChannel, AudioFile, AudioInfo, Lease, Notice, ProtocolNote, Segment, Span, StageError,
+    StartOptions, Word,
 };
 pub use state::{Control, SegmentStatus, Stage, Status};

@@ -62,10 +62,38 @@ impl BatchName {
         Ok(Self(s.to_owned()))
     }
 
+    /// A batch a protocol keeps one principal's jobs in (`tag` names the principal, e.g. a
+    /// digest). Its folder is hidden, so the watcher never registers anything in it, no user
+    /// input ([`BatchName::parse`]) can name it, and folder-batch listings leave it out.
+    pub fn private(tag: &str) -> Result<Self, InvalidName> {
+        if tag.is_empty()
+            || tag.len() > 64
+            || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(InvalidName::EscapesWorkdir(truncate_for_message(tag)));
+        }
+        Ok(Self(format!("{PRIVATE_PREFIX}{tag}")))
+    }
+
+    /// A batch name as the service stored it: a user's batch or a private one.
+    pub fn stored(s: &str) -> Result<Self, InvalidName> {
+        match s.strip_prefix(PRIVATE_PREFIX) {
+            Some(tag) => Self::private(tag),
+            None => Self::parse(s),
+        }
+    }
+
+    pub fn is_private(&self) -> bool {
+        self.0.starts_with(PRIVATE_PREFIX)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
+
+/// What the names of private batches start with: a hidden folder.
+pub const PRIVATE_PREFIX: &str = ".jobs-";
 
 impl TryFrom<String> for BatchName {
     type Error = InvalidName;
@@ -190,6 +218,30 @@ impl FileLocation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_batches_are_hidden_and_never_parsed_from_input() {
+        let private = BatchName::private("key-1a2b").unwrap();
+        assert_eq!(private.as_str(), ".jobs-key-1a2b");
+        assert!(private.is_private());
+        assert!(BatchName::parse(private.as_str()).is_err());
+        assert_eq!(BatchName::stored(private.as_str()).unwrap(), private);
+        assert!(!BatchName::stored("folder1").unwrap().is_private());
+        for bad in ["", "a/b", "..", "a.b", "x y"] {
+            assert!(BatchName::private(bad).is_err(), "{bad:?} accepted");
+        }
+        let workdir = Path::new("/w");
+        let path = FileLocation {
+            batch: Some(private),
+            filename: FileName::parse("a.wav").unwrap(),
+        }
+        .path_in(workdir);
+        assert_eq!(
+            FileLocation::from_path(workdir, &path),
+            None,
+            "the watcher must not see it"
+        );
+    }
 
     #[test]
     fn batch_names_cannot_escape() {

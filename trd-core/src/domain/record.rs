@@ -3,7 +3,7 @@
 use mongodb::bson::{oid::ObjectId, DateTime};
 use serde::{Deserialize, Serialize};
 
-use super::names::{BatchName, FileLocation, FileName};
+use super::names::{BatchName, FileLocation, FileName, InvalidName};
 use super::state::{Control, SegmentStatus, Status};
 
 /// One audio file record (collection `audiofiles`). The API renders it in the contract's shape.
@@ -47,14 +47,14 @@ impl AudioFile {
     /// Where the file lives in the work directory; `None` for a stored name that no longer
     /// parses (never the case for records the service created).
     pub fn location(&self) -> Option<FileLocation> {
-        Some(FileLocation {
-            batch: self
-                .batch
-                .as_deref()
-                .map(BatchName::parse)
-                .transpose()
-                .ok()?,
-            filename: FileName::parse(&self.filename).ok()?,
+        self.try_location().ok()
+    }
+
+    /// Where the file lives in the work directory, or why its stored name does not parse.
+    pub fn try_location(&self) -> Result<FileLocation, InvalidName> {
+        Ok(FileLocation {
+            batch: self.batch.as_deref().map(BatchName::stored).transpose()?,
+            filename: FileName::parse(&self.filename)?,
         })
     }
 
@@ -129,10 +129,44 @@ pub struct StartOptions {
     pub min_speakers: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_speakers: Option<u32>,
-    /// The submitting client's own description of the job (a protocol's `meta`), kept with
-    /// the record and given back by that protocol; never part of the TRD record's shape.
+    /// How readily the diarizer tells a new voice apart, 0–1 (`None`: its default, 0.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<String>,
+    pub speaker_sensitivity: Option<f64>,
+    /// Notifications in a protocol's own form (a Speechmatics `notification_config`),
+    /// sent when the file ends, through the same durable outbox as `webhooks`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
+    /// What the submitting protocol keeps about the job in its own terms (a Speechmatics
+    /// job's config, data name and `meta`), written and read back only by that protocol's
+    /// face; never part of the TRD record's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<ProtocolNote>,
+}
+
+/// A notification whose body and address a face renders: sent once the file has ended
+/// (FINISHED or FAILED), never for a reset or delete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub url: String,
+    /// The face that renders the request (its body, query and user agent).
+    pub face: String,
+    /// What the face attaches (`transcript.json-v2`, `jobinfo`…), in its terms.
+    #[serde(default)]
+    pub contents: Vec<String>,
+    /// Headers the caller asked for, `Name: value`.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// `POST` or `PUT`.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// A protocol's own note about a job: its face's name and a JSON document only that face
+/// reads. Kept as text, so whatever the client sent is given back byte for byte.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProtocolNote {
+    pub face: String,
+    pub json: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ use mongodb::bson::{self, doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::ReturnDocument;
 
 use super::{is_duplicate_key, MongoResultExt, Store, StoreError, StoreResult};
+use crate::domain::names::PRIVATE_PREFIX;
 use crate::domain::{
     AudioFile, BatchName, Control, FileLocation, Lease, Stage, StageError, StartOptions, Status,
 };
@@ -126,12 +127,50 @@ impl Store {
         self.audiofiles.find_one(doc! {"_id": id}).await.store()
     }
 
-    /// All records, or those of one batch (`Some(None)` selects files without a batch).
+    /// All records outside private batches, or those of one batch (`Some(None)` selects
+    /// files without a batch).
     pub async fn list(&self, batch: Option<Option<&BatchName>>) -> StoreResult<Vec<AudioFile>> {
-        let filter = batch.map(batch_filter).unwrap_or_default();
+        let filter = batch.map(batch_filter).unwrap_or_else(|| {
+            // The prefix starts with '.', the one character in it a pattern must escape.
+            let private = bson::Regex {
+                pattern: format!("^\\{PRIVATE_PREFIX}"),
+                options: String::new(),
+            };
+            doc! {"batch": {"$not": private}}
+        });
         self.audiofiles
             .find(filter)
             .sort(doc! {"batch": 1, "filename": 1})
+            .await
+            .store()?
+            .try_collect()
+            .await
+            .store()
+    }
+
+    /// A batch's records, newest first: at most `limit`, created within the bounds given.
+    pub async fn list_newest(
+        &self,
+        batch: &BatchName,
+        created_after: Option<DateTime>,
+        created_before: Option<DateTime>,
+        limit: i64,
+    ) -> StoreResult<Vec<AudioFile>> {
+        let mut filter = batch_filter(Some(batch));
+        let mut created = Document::new();
+        if let Some(after) = created_after {
+            created.insert("$gt", after);
+        }
+        if let Some(before) = created_before {
+            created.insert("$lt", before);
+        }
+        if !created.is_empty() {
+            filter.insert("create_date", created);
+        }
+        self.audiofiles
+            .find(filter)
+            .sort(doc! {"create_date": -1, "_id": -1})
+            .limit(limit)
             .await
             .store()?
             .try_collect()

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::figures::number;
 use super::{is_duplicate_key, MongoResultExt, Store, StoreResult};
-use crate::domain::{AudioFile, Control};
+use crate::domain::{AudioFile, Control, Notice};
 
 /// What happened to a file that its webhooks are told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +69,9 @@ pub struct Delivery {
     /// fresh at delivery time.
     #[serde(default)]
     pub payload: Option<Document>,
+    /// For a protocol's notification: how its face renders it. `None`: a TRD webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
     pub state: DeliveryState,
     pub attempts: u32,
     pub next_attempt_at: DateTime,
@@ -140,15 +143,24 @@ impl Store {
         Ok(())
     }
 
-    /// Queues one delivery per webhook of the record; a repeat (same file, URL and event) is a
-    /// no-op. `payload` is the result to send, for a file that is going away.
+    /// Queues one delivery per webhook of the record (and, for a file that ended, per
+    /// notice); a repeat (same file, URL and event) is a no-op. `payload` is the result to
+    /// send, for a file that is going away.
     pub async fn enqueue_webhooks(
         &self,
         record: &AudioFile,
         event: Event,
         payload: Option<Document>,
     ) -> StoreResult<()> {
-        for url in &record.options.webhooks {
+        let ended = matches!(event, Event::Finished | Event::Failed);
+        let webhooks = record.options.webhooks.iter().map(|url| (url, None));
+        let notices = record
+            .options
+            .notices
+            .iter()
+            .filter(|_| ended)
+            .map(|notice| (&notice.url, Some(notice.clone())));
+        for (url, notice) in webhooks.chain(notices) {
             let delivery = Delivery {
                 id: ObjectId::new(),
                 audiofile_id: record.id,
@@ -156,6 +168,7 @@ impl Store {
                 target: delivery_target(url),
                 event,
                 payload: payload.clone(),
+                notice,
                 state: DeliveryState::Pending,
                 attempts: 0,
                 next_attempt_at: DateTime::now(),
@@ -178,7 +191,10 @@ impl Store {
             .audiofiles
             .find(doc! {
                 "control": {"$in": ["FINISHED", "FAILED"]},
-                "options.webhooks": {"$exists": true},
+                "$or": [
+                    {"options.webhooks": {"$exists": true}},
+                    {"options.notices": {"$exists": true}},
+                ],
                 "webhooks_enqueued": {"$ne": true},
             })
             .limit(ENDED_PER_SWEEP)

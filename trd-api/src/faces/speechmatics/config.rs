@@ -73,8 +73,10 @@ pub struct JobConfig {
 pub const MAX_VOCAB: usize = 1_000;
 
 /// Top-level keys naming features with no stage in TRD's pipeline.
-const UNSUPPORTED_FEATURES: [&str; 8] = [
+const UNSUPPORTED_FEATURES: [&str; 10] = [
     "alignment_config",
+    "fetch_text",
+    "text_url",
     "translation_config",
     "language_identification_config",
     "summarization_config",

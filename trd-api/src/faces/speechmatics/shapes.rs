@@ -54,12 +54,21 @@ pub struct JobDetails {
     pub meta: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<JobError>,
+    /// What the job could not do as asked (vocabulary the model cannot write…); the clients
+    /// ignore keys they do not know.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl JobDetails {
     /// `data_name` is the name the audio was submitted under, kept apart from the record's
     /// unique stored name; `config` the submitted config.
-    pub fn new(record: &AudioFile, data_name: &str, config: Option<Value>) -> Self {
+    pub fn new(
+        record: &AudioFile,
+        data_name: &str,
+        config: Option<Value>,
+        meta: Option<String>,
+    ) -> Self {
         let errors = record
             .error
             .iter()
@@ -73,22 +82,13 @@ impl JobDetails {
             status: JobStatus::of(record),
             created_at: iso(record.create_date),
             data_name: data_name.to_owned(),
-            duration: duration(record),
+            duration: record.audio_seconds(),
             config,
-            meta: record.options.metadata.clone(),
+            meta,
             errors,
+            warnings: record.warnings.clone(),
         }
     }
-}
-
-/// The audio's length in seconds: its longest channel, 0 before normalizing measured it.
-pub fn duration(record: &AudioFile) -> f64 {
-    record
-        .audio_channels
-        .iter()
-        .flatten()
-        .map(|c| c.duration)
-        .fold(0.0, f64::max)
 }
 
 /// ISO 8601 with milliseconds, UTC (`2026-12-01T09:00:00.000Z`), as the vendor writes dates.
@@ -137,7 +137,7 @@ mod tests {
             (Control::Finished, "done"),
             (Control::Failed, "rejected"),
         ] {
-            let details = JobDetails::new(&record(control), "call.wav", None);
+            let details = JobDetails::new(&record(control), "call.wav", None, None);
             assert_eq!(serde_json::to_value(details.status).unwrap(), status);
         }
     }
@@ -145,6 +145,7 @@ mod tests {
     #[test]
     fn duration_is_zero_until_known_then_the_longest_channel() {
         let mut r = record(Control::Running);
+        let duration = |r: &AudioFile| JobDetails::new(r, "a.wav", None, None).duration;
         assert_eq!(duration(&r), 0.0);
         r.audio_channels = Some(
             [(1, 12.5), (2, 12.75)]
@@ -165,7 +166,7 @@ mod tests {
             stage: Status::Normalizing,
             reason: "not audio".into(),
         });
-        let v = serde_json::to_value(JobDetails::new(&r, "call.wav", None)).unwrap();
+        let v = serde_json::to_value(JobDetails::new(&r, "call.wav", None, None)).unwrap();
         assert_eq!(v["created_at"], "2025-12-01T09:00:00.000Z");
         assert_eq!(v["errors"][0]["timestamp"], "2025-12-01T09:01:00.000Z");
         assert!(v["errors"][0]["message"]

@@ -77,6 +77,7 @@ impl StartQuery {
                 .map(str::to_owned)
                 .collect(),
             webhooks: self.webhook,
+            notices: Vec::new(),
             diarization: self.diarization,
             min_speakers: match &self.min_speakers {
                 Some(v) => Some(count("min_speakers", v)?),
@@ -86,7 +87,8 @@ impl StartQuery {
                 Some(v) => Some(count("max_speakers", v)?),
                 None => speakers,
             },
-            metadata: None,
+            speaker_sensitivity: None,
+            protocol: None,
         })
     }
 }
