@@ -43,6 +43,13 @@ fn need(method: &str, path: &str) -> Need {
         }
         ("get", p) if p.starts_with("/trd/") => Need::Read,
         ("post" | "delete", p) if p.starts_with("/trd/") => Need::Operate,
+        // The Speechmatics jobs API: reading jobs, and submitting or deleting them.
+        ("get", p) if p.starts_with("/v2/jobs") || p.starts_with("/{version}/user/") => Need::Read,
+        ("post" | "delete", p)
+            if p.starts_with("/v2/jobs") || p.starts_with("/{version}/user/") =>
+        {
+            Need::Operate
+        }
         _ => panic!("the identity table does not know {method} {path}"),
     }
 }
@@ -61,7 +68,9 @@ async fn operations(app: &TestApp) -> Vec<(Method, String, Need)> {
                 .replace("{host}", "127.0.0.1")
                 .replace("{port}", "9")
                 .replace("{collection}", "audiofiles")
-                .replace("{name}", "nobody");
+                .replace("{name}", "nobody")
+                .replace("{version}", "v1")
+                .replace("{user_id}", "1");
             if concrete.contains("/validate/") {
                 concrete.push_str("?timeout=0.2");
             }

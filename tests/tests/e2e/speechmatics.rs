@@ -98,6 +98,23 @@ async fn serve_file(file: PathBuf) -> String {
     )
 }
 
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// Polls the job at `url` until the status at `pointer` says `done`.
+async fn until_done(app: &TestApp, client: &reqwest::Client, url: &str, pointer: &str) -> Value {
+    app.eventually(
+        &format!("{url} to be done"),
+        Duration::from_secs(120),
+        || async {
+            let job = get_json(client, url).await;
+            (job.pointer(pointer) == Some(&json!("done"))).then_some(job)
+        },
+    )
+    .await
+}
+
 /// Words of a text, without the sentence ends.
 fn words_of(text: &str) -> Vec<String> {
     text.split_whitespace()
@@ -238,14 +255,7 @@ async fn the_vendor_clients_transcribe_list_and_delete_unchanged() {
     let error: Value = hidden.json().await.unwrap();
     assert_eq!(error["code"], 404, "{error}");
     assert!(error["error"].is_string() && error["detail"].is_string());
-    let theirs: Value = other
-        .get(app.url("/v2/jobs?sm-sdk=python-cli-5.0.0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs = get_json(&other, &app.url("/v2/jobs?sm-sdk=python-cli-5.0.0")).await;
     assert_eq!(theirs["jobs"], json!([]));
     // The jobs are in a private batch, not among the folder batches.
     let listed = app.get_ok_with(&app.admin(), "/trd/audiofile/list").await;
@@ -318,23 +328,7 @@ async fn the_v1_paths_and_refusals_speak_the_vendors_shapes() {
     assert!(submitted["check_wait"].as_u64().unwrap() > 0);
     let id = submitted["id"].as_str().unwrap().to_owned();
     let job_url = app.url(&format!("/v1/user/7/jobs/{id}/?auth_token={key}"));
-    let job = app
-        .eventually(
-            "the v1 job to be done",
-            Duration::from_secs(120),
-            || async {
-                let job: Value = anonymous
-                    .get(&job_url)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                (job["job"]["job_status"] == "done").then_some(job)
-            },
-        )
-        .await;
+    let job = until_done(&app, &anonymous, &job_url, "/job/job_status").await;
     let job = &job["job"];
     assert_eq!(job["user_id"], 7);
     assert_eq!(job["lang"], "ko");
@@ -434,32 +428,10 @@ async fn the_v1_paths_and_refusals_speak_the_vendors_shapes() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
     // Nothing was stored for the refused jobs.
-    let jobs: Value = bearer
-        .get(app.url("/v2/jobs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jobs = get_json(&bearer, &app.url("/v2/jobs")).await;
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 2, "{jobs}");
-    let fetched = app
-        .eventually(
-            "the fetched job to be done",
-            Duration::from_secs(120),
-            || async {
-                let job: Value = bearer
-                    .get(app.url(&format!("/v2/jobs/{fetched_id}")))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                (job["job"]["status"] == "done").then_some(job)
-            },
-        )
-        .await;
+    let fetched_url = app.url(&format!("/v2/jobs/{fetched_id}"));
+    let fetched = until_done(&app, &bearer, &fetched_url, "/job/status").await;
     assert_eq!(fetched["job"]["data_name"], "104_003_0019.wav");
     assert_eq!(
         trd_words(&app, &fetched_id).await,
@@ -519,15 +491,11 @@ async fn speakers_channels_and_vocabulary_come_through_the_sdk() {
         "the hinted reading, written as spelled: {hinted_words:?}"
     );
     // The content itself is no word of the model's: the job says so.
-    let details: Value = app
-        .client_with_key(&key)
-        .get(app.url(&format!("/v2/jobs/{}", hinted["id"].as_str().unwrap())))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let details = get_json(
+        &app.client_with_key(&key),
+        &app.url(&format!("/v2/jobs/{}", hinted["id"].as_str().unwrap())),
+    )
+    .await;
     let warnings = details["job"]["warnings"].to_string();
     assert!(warnings.contains("KAEBAL"), "{details}");
 }

@@ -42,8 +42,9 @@ pub struct SubmitForm<'r> {
     notification: Option<String>,
     /// v1: a URL POSTed to when the job ends.
     callback: Option<String>,
-    /// A transcript to align the audio to: alignment is not something TRD does (501).
-    #[schema(value_type = Option<Binary>)]
+    /// A transcript to align the audio to: alignment is not something TRD does (501). Left
+    /// out of the document, which describes what the service does.
+    #[schema(ignore)]
     text_file: Option<TempFile<'r>>,
     /// v1: what the callback carries: `json` (the default), `json-v2`, `txt` or `srt`.
     callback_format: Option<String>,
