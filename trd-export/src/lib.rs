@@ -14,6 +14,7 @@
 //!   extended with word confidence).
 //! - [`json_v2`]: Speechmatics' `json-v2` document, a typed value rather than bytes, since the
 //!   Speechmatics face needs the job's details and request beside the segments.
+//! - [`openai`]: OpenAI's transcription shapes (`json`, `verbose_json`, streamed events).
 //!
 //! Errors travel inside each format, the way the format allows (a `#` line in text, a `NOTE` in
 //! WebVTT, a cue in SubRip, elements in Transcriber XML); each module's docs say how. CSV is the
@@ -26,6 +27,7 @@ use trd_core::domain::{AudioFile, Segment};
 
 mod csv;
 pub mod json_v2;
+pub mod openai;
 mod srt;
 mod time;
 mod trs;
