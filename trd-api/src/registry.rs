@@ -39,8 +39,7 @@ pub async fn register_at(
     location: &FileLocation,
     path: &Path,
 ) -> Result<Registration, RegisterError> {
-    let location = location.clone();
-    if let Some(existing) = store.find_by_location(&location).await? {
+    if let Some(existing) = store.find_by_location(location).await? {
         return Ok(Registration::Exists(existing));
     }
     let owned = path.to_path_buf();
@@ -54,7 +53,7 @@ pub async fn register_at(
             path: path.display().to_string(),
             source,
         })?;
-    let registration = store.register(&location, size, md5).await?;
+    let registration = store.register(location, size, md5).await?;
     if let Registration::Created(r) = &registration {
         tracing::info!(file = %r.id, batch = ?r.batch, filename = %r.filename, control = %r.control, status = %r.status, "registered");
     }

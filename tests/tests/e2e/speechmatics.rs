@@ -370,6 +370,43 @@ async fn the_v1_paths_and_refusals_speak_the_vendors_shapes() {
         .to_owned();
     let refused_fetch = fetch(json!([])).await.unwrap();
     assert_eq!(refused_fetch.status(), 400, "the server answered 403");
+    // Targets outside the webhook allow-list (loopback only by default) are refused before
+    // anything is stored: audio to fetch, and notifications to send; so is audio given twice.
+    for (config, with_audio) in [
+        (
+            json!({"type": "transcription", "transcription_config": {"language": "ko"},
+                "fetch_data": {"url": "http://10.255.0.1/call.wav"}}),
+            false,
+        ),
+        (
+            json!({"type": "transcription", "transcription_config": {"language": "ko"},
+                "notification_config": [{"url": "http://169.254.169.254/latest"}]}),
+            true,
+        ),
+        // Audio twice over: which one would be transcribed?
+        (
+            json!({"type": "transcription", "transcription_config": {"language": "ko"},
+                "fetch_data": {"url": fetched_url}}),
+            true,
+        ),
+    ] {
+        let text = config.to_string();
+        let multipart = if with_audio {
+            form(&[("config", &text)])
+        } else {
+            reqwest::multipart::Form::new().text("config", text)
+        };
+        let outside = app
+            .client_with_key(&key)
+            .post(app.url("/v2/jobs"))
+            .multipart(multipart)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(outside.status(), 400, "{config}");
+        let body: Value = outside.json().await.unwrap();
+        assert_eq!(body["code"], 400, "{body}");
+    }
 
     // Refusals, each in the vendor's error shape.
     let bearer = app.client_with_key(&key);

@@ -209,16 +209,26 @@ impl Sender {
         if let Some(content_type) = &rendered.content_type {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type);
         }
-        for (name, value) in self.signer.headers(&rendered.body) {
-            request = request.header(name, value);
-        }
         for header in &notice.headers {
             if let Some((name, value)) = header.split_once(':') {
                 request = request.header(name.trim(), value.trim());
             }
         }
+        self.send_signed(request, rendered.body).await
+    }
+
+    /// Sends `body` with `request`, signed: the HTTP status it was answered with. The exact
+    /// bytes signed are the bytes sent.
+    async fn send_signed(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        body: Vec<u8>,
+    ) -> Result<u16, String> {
+        for (name, value) in self.signer.headers(&body) {
+            request = request.header(name, value);
+        }
         let response = request
-            .body(rendered.body)
+            .body(body)
             .send()
             .await
             .map_err(|e| format!("connection failed: {e}"))?;
@@ -231,7 +241,6 @@ impl Sender {
             store,
             settings,
             allow,
-            signer,
             ..
         } = self;
         let address = format!(
@@ -255,24 +264,15 @@ impl Sender {
             token: &token,
             event: delivery.event,
         };
-        // The exact bytes signed are the bytes sent.
         let body = serde_json::to_vec(&payload).map_err(|e| format!("payload: {e}"))?;
         let timeout = Duration::from_millis(settings.webhook_timeout_ms);
         let client = checked_client(allow, &url, &crt, timeout)
             .await
             .map_err(|e| e.to_string())?;
-        let mut request = client
+        let request = client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
-        for (name, value) in signer.headers(&body) {
-            request = request.header(name, value);
-        }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("connection failed: {e}"))?;
-        Ok(response.status().as_u16())
+        self.send_signed(request, body).await
     }
 
     /// Sends one claimed delivery and records the attempt.
@@ -352,8 +352,8 @@ impl Drop for Slot {
 }
 
 /// Runs until `shutdown`: queues ended files' webhooks and sends whatever is due, signed by
-/// `signer` (notices rendered by their face's renderer in `renderers`): up to `webhook_concurrency` sends at once, at most `webhook_per_host` of them to
-/// one target. Only deliveries whose target has a free slot are claimed, so a delivery is
+/// `signer` (notices rendered by their face's renderer in `renderers`): up to
+/// `webhook_concurrency` sends at once, at most `webhook_per_host` of them to one target. Only deliveries whose target has a free slot are claimed, so a delivery is
 /// never held (leased but not sent) waiting for one, and a target that never answers delays
 /// only its own deliveries.
 pub async fn run(

@@ -83,10 +83,6 @@ impl BatchName {
         }
     }
 
-    pub fn is_private(&self) -> bool {
-        self.0.starts_with(PRIVATE_PREFIX)
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -223,10 +219,9 @@ mod tests {
     fn private_batches_are_hidden_and_never_parsed_from_input() {
         let private = BatchName::private("key-1a2b").unwrap();
         assert_eq!(private.as_str(), ".jobs-key-1a2b");
-        assert!(private.is_private());
         assert!(BatchName::parse(private.as_str()).is_err());
         assert_eq!(BatchName::stored(private.as_str()).unwrap(), private);
-        assert!(!BatchName::stored("folder1").unwrap().is_private());
+        assert_eq!(BatchName::stored("folder1").unwrap().as_str(), "folder1");
         for bad in ["", "a/b", "..", "a.b", "x y"] {
             assert!(BatchName::private(bad).is_err(), "{bad:?} accepted");
         }

@@ -144,7 +144,12 @@ pub async fn submission(
     let mut notifications = config.notifications.clone();
     notifications.extend(legacy_callback(form)?);
     let (audio, data_name) = match (form.data_file.as_mut(), &config.fetch_data) {
-        (Some(file), _) => {
+        (Some(_), Some(_)) => {
+            return Err(SmError::bad_request(
+                "the submission has both a `data_file` and `fetch_data`; give one",
+            ))
+        }
+        (Some(file), None) => {
             let name = file
                 .raw_name()
                 .map(|n| n.dangerous_unsafe_unsanitized_raw().as_str().to_owned())
@@ -195,8 +200,12 @@ fn base_name(name: &str, fallback: &str) -> String {
     }
 }
 
+/// The longest a `fetch_data` download may take, whole: long enough for a large recording
+/// over a slow link, bounded so a stalled server cannot hold the request for ever.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Downloads `fetch.url` into the spool: only a target webhooks may reach, at most
-/// `upload_limit_bytes`, within the webhook time limit per read.
+/// `upload_limit_bytes`, within [`FETCH_TIMEOUT`] (or the webhook time limit, if longer).
 async fn fetch_audio(app: &App, fetch: &FetchData) -> SmResult<std::path::PathBuf> {
     let refused =
         |why: String| SmError::bad_request(format!("fetch_data.url '{}': {why}", fetch.url));
@@ -205,7 +214,7 @@ async fn fetch_audio(app: &App, fetch: &FetchData) -> SmResult<std::path::PathBu
         return Err(refused("must be an http:// or https:// URL".into()));
     }
     let allow = AllowList::new(&app.settings.webhook_allow);
-    let timeout = Duration::from_millis(app.settings.webhook_timeout_ms.max(30_000));
+    let timeout = Duration::from_millis(app.settings.webhook_timeout_ms).max(FETCH_TIMEOUT);
     let client = checked_client(&allow, &url, "", timeout)
         .await
         .map_err(|e| refused(e.to_string()))?;
