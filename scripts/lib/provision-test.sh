@@ -14,7 +14,7 @@ source "$PROVISION_TEST_LIB/provision.sh"
 
 # The API checkers: an OpenAPI validator, schemathesis, a Prometheus text parser, Selenium.
 TEST_TOOLS="$TRD_CACHE/test-tools"
-TEST_REQUIREMENTS="schemathesis==4.32.5 openapi-spec-validator==0.9.0 prometheus-client==0.26.0 selenium==4.51.0 speechmatics-python==5.0.0.post1 speechmatics-batch==1.1.0"
+TEST_REQUIREMENTS="schemathesis==4.32.5 openapi-spec-validator==0.9.0 prometheus-client==0.26.0 selenium==4.51.0 speechmatics-python==5.0.0.post1 speechmatics-batch==1.1.0 openai==3.57.0"
 PROMTOOL="$TRD_CACHE/promtool/promtool"
 
 test_packages() {

@@ -13,6 +13,7 @@ use trd_core::store::StoreError;
 use utoipa::ToSchema;
 
 use crate::jobs::JobError;
+use trd_core::domain::Status as FileStatus;
 
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -31,6 +32,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Every slot for the work asked for is taken: 503 with `Retry-After`.
+    #[error("{message}")]
+    Busy { message: String, retry_after: u64 },
     /// A dependency (MongoDB, RabbitMQ) does not answer: 503, naming it.
     #[error("{dependency} is unavailable")]
     Unavailable {
@@ -63,9 +67,25 @@ impl ApiError {
             ApiError::Forbidden(_) => Status::Forbidden,
             ApiError::Conflict(_) => Status::Conflict,
             ApiError::PayloadTooLarge(_) => Status::PayloadTooLarge,
-            ApiError::Unavailable { .. } => Status::ServiceUnavailable,
+            ApiError::Busy { .. } | ApiError::Unavailable { .. } => Status::ServiceUnavailable,
             ApiError::Internal { .. } => Status::InternalServerError,
         }
+    }
+
+    /// Seconds a client should wait before trying again, for a 503 that says so.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Busy { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The headers the error calls for (`Retry-After`).
+    pub fn headers(&self) -> Vec<rocket::http::Header<'static>> {
+        self.retry_after()
+            .map(|s| rocket::http::Header::new("Retry-After", s.to_string()))
+            .into_iter()
+            .collect()
     }
 
     /// The message a client reads: the error and every cause under it.
@@ -110,6 +130,20 @@ impl From<JobError> for ApiError {
             JobError::InvalidOptions(_) | JobError::InvalidLocation(_) => {
                 ApiError::BadRequest(e.to_string())
             }
+            JobError::EmptyAudio => ApiError::BadRequest(e.to_string()),
+            JobError::Busy { retry_after } => ApiError::Busy {
+                message: e.to_string(),
+                retry_after,
+            },
+            // The normalizer fails a file it cannot decode: the audio is the client's mistake.
+            JobError::Failed { status, ref reason } if status <= FileStatus::Normalizing => {
+                ApiError::BadRequest(format!("the audio cannot be decoded: {reason}"))
+            }
+            JobError::Failed { .. } => ApiError::Internal {
+                context: format!("recognition failed: {e}"),
+                source: None,
+            },
+            JobError::Gone => ApiError::Conflict(e.to_string()),
             JobError::Store(e) => e.into(),
             JobError::Queue(e) => e.into(),
             JobError::Io { context, source } => ApiError::internal(context, source),
@@ -170,9 +204,12 @@ impl<'r> Responder<'r, 'static> for ApiError {
         if status.code >= 500 {
             tracing::error!(uri = %req.uri(), error = %message, "request failed");
         }
-        response::Response::build_from(Json(ErrorBody::new(status, message)).respond_to(req)?)
-            .status(status)
-            .ok()
+        let mut response =
+            response::Response::build_from(Json(ErrorBody::new(status, message)).respond_to(req)?);
+        for header in self.headers() {
+            response.header(header);
+        }
+        response.status(status).ok()
     }
 }
 

@@ -94,6 +94,10 @@ pub async fn build(
         ),
         shutdown.clone(),
     ));
+    tokio::spawn(jobs::discard_expired_jobs(
+        app.jobs.clone(),
+        shutdown.clone(),
+    ));
     let requests = metrics::RequestCounter::default();
     Ok(rocket::custom(figment)
         .manage(app)
@@ -113,6 +117,7 @@ pub async fn build(
         .mount("/", faces::deepspeech::routes())
         .mount("/", faces::nanotrix::routes())
         .mount("/", faces::speechmatics::routes())
+        .mount("/", faces::openai::routes())
         .register("/", rocket::catchers![error::default_catcher]))
 }
 

@@ -39,6 +39,14 @@ pub struct Settings {
     pub worker_concurrency: usize,
     /// How long a worker's claim on a stage or segment lasts without renewal.
     pub lease_seconds: u64,
+    /// Work units per worker process reserved for the interactive lane (recognize-now
+    /// requests), on top of `worker_concurrency`: an interactive request starts at once on a
+    /// busy worker instead of waiting behind its batch work. 0 means as many as
+    /// `worker_concurrency` gives the batch lane.
+    pub interactive_concurrency: usize,
+    /// Recognize-now requests one API process serves at once; more get 503 with
+    /// `Retry-After` at once rather than a timeout later.
+    pub interactive_in_flight: usize,
     /// Longest speech segment the diarizer hands to the recognizer.
     pub max_segment_seconds: f64,
     /// Audio one recognizer hears in one go: a file's segments are recognized in runs of
@@ -148,6 +156,8 @@ impl Default for Settings {
             default_model: "ko".to_owned(),
             worker_concurrency: 0,
             lease_seconds: 60,
+            interactive_concurrency: 0,
+            interactive_in_flight: 8,
             max_segment_seconds: 30.0,
             recognition_run_seconds: 30.0,
             max_delivery_attempts: 5,
@@ -243,6 +253,9 @@ impl Settings {
         if self.webhook_max_attempts == 0 {
             return invalid("webhook_max_attempts", "must be at least 1");
         }
+        if self.interactive_in_flight == 0 {
+            return invalid("interactive_in_flight", "must be at least 1");
+        }
         if self.webhook_concurrency == 0 {
             return invalid("webhook_concurrency", "must be at least 1");
         }
@@ -297,6 +310,14 @@ impl Settings {
     pub fn concurrency(&self) -> usize {
         match self.worker_concurrency {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// The effective number of work units a worker process keeps for the interactive lane.
+    pub fn interactive_slots(&self) -> usize {
+        match self.interactive_concurrency {
+            0 => self.concurrency(),
             n => n,
         }
     }

@@ -1,4 +1,5 @@
-//! RabbitMQ: one durable quorum queue per stage, persistent messages, manual acks.
+//! RabbitMQ: durable quorum queues per stage, one per [`Lane`] (`<prefix><stage>` for batch
+//! work, `<prefix><stage>.now` for interactive requests), persistent messages, manual acks.
 //!
 //! A message is only a hint that a file (or one of its segments) may have work at a stage;
 //! the worker re-reads the record and decides. Each stage queue has a delivery limit: a message
@@ -19,7 +20,7 @@ use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
-use crate::domain::Stage;
+use crate::domain::{Lane, Stage};
 
 /// The body of a queue message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,8 +143,30 @@ impl Queue {
         Ok(link)
     }
 
+    /// The batch lane's queue of `stage`.
     pub fn queue_name(&self, stage: Stage) -> String {
-        format!("{}{}", self.inner.prefix, stage.name())
+        self.lane_queue_name(stage, Lane::Batch)
+    }
+
+    pub fn lane_queue_name(&self, stage: Stage, lane: Lane) -> String {
+        format!(
+            "{}{}{}",
+            self.inner.prefix,
+            stage.name(),
+            lane.queue_suffix()
+        )
+    }
+
+    /// Every queue work travels and the dead-letter queue of each stage.
+    fn all_queue_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for stage in Stage::ALL {
+            for lane in Lane::ALL {
+                names.push(self.lane_queue_name(stage, lane));
+            }
+            names.push(self.dead_letter_queue_name(stage));
+        }
+        names
     }
 
     pub fn dead_letter_queue_name(&self, stage: Stage) -> String {
@@ -167,22 +190,6 @@ impl Queue {
         )
         .await?;
         for stage in Stage::ALL {
-            let name = self.queue_name(stage);
-            let mut args = FieldTable::default();
-            args.insert(
-                "x-queue-type".into(),
-                AMQPValue::LongString("quorum".into()),
-            );
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongInt(self.inner.max_delivery_attempts.saturating_sub(1) as i32),
-            );
-            args.insert(
-                "x-dead-letter-exchange".into(),
-                AMQPValue::LongString(dlx.as_str().into()),
-            );
-            ch.queue_declare(name.as_str().into(), durable(), args)
-                .await?;
             let dead = self.dead_letter_queue_name(stage);
             let mut dead_args = FieldTable::default();
             dead_args.insert(
@@ -191,26 +198,46 @@ impl Queue {
             );
             ch.queue_declare(dead.as_str().into(), durable(), dead_args)
                 .await?;
-            ch.queue_bind(
-                dead.as_str().into(),
-                dlx.as_str().into(),
-                name.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+            for lane in Lane::ALL {
+                let name = self.lane_queue_name(stage, lane);
+                let mut args = FieldTable::default();
+                args.insert(
+                    "x-queue-type".into(),
+                    AMQPValue::LongString("quorum".into()),
+                );
+                args.insert(
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongInt(self.inner.max_delivery_attempts.saturating_sub(1) as i32),
+                );
+                args.insert(
+                    "x-dead-letter-exchange".into(),
+                    AMQPValue::LongString(dlx.as_str().into()),
+                );
+                ch.queue_declare(name.as_str().into(), durable(), args)
+                    .await?;
+                // Both lanes dead-letter into the stage's one dead-letter queue.
+                ch.queue_bind(
+                    dead.as_str().into(),
+                    dlx.as_str().into(),
+                    name.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            }
         }
         Ok(())
     }
 
-    /// Publishes a persistent message and waits for the broker to take responsibility for it.
-    pub async fn publish(&self, stage: Stage, item: &WorkItem) -> QueueResult<()> {
+    /// Publishes a persistent message to the lane's queue of `stage` and waits for the broker
+    /// to take responsibility for it.
+    pub async fn publish(&self, stage: Stage, lane: Lane, item: &WorkItem) -> QueueResult<()> {
         let body = serde_json::to_vec(item).expect("work items serialise");
         let link = self.link().await?;
         let confirm = within(
             link.publisher.basic_publish(
                 "".into(),
-                self.queue_name(stage).as_str().into(),
+                self.lane_queue_name(stage, lane).as_str().into(),
                 BasicPublishOptions::default(),
                 &body,
                 BasicProperties::default()
@@ -237,45 +264,47 @@ impl Queue {
         .await
     }
 
-    /// Number of messages ready in a stage's queue (for status and metrics).
+    /// Number of messages ready in a stage's queues, both lanes (for status and metrics).
     pub async fn depth(&self, stage: Stage) -> QueueResult<u32> {
         let link = self.link().await?;
-        let q = within(link.publisher.queue_declare(
-            self.queue_name(stage).as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ))
-        .await?;
-        Ok(q.message_count())
+        let mut total = 0;
+        for lane in Lane::ALL {
+            let q = within(link.publisher.queue_declare(
+                self.lane_queue_name(stage, lane).as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            ))
+            .await?;
+            total += q.message_count();
+        }
+        Ok(total)
     }
 
-    /// Messages ready and consumers attached, for every stage queue and its dead-letter queue
-    /// (health and metrics). Passive declares run on a channel of their own: a missing queue
+    /// Messages ready and consumers attached, for every stage queue (both lanes) and its
+    /// dead-letter queue (health and metrics). Passive declares run on a channel of their own: a missing queue
     /// closes the channel it was asked on, and that must never be the publisher's.
     pub async fn inspect(&self) -> QueueResult<Vec<QueueFigures>> {
         let link = self.link().await?;
         let channel = within(link.connection.create_channel()).await?;
         let mut out = Vec::new();
-        for stage in Stage::ALL {
-            for name in [self.queue_name(stage), self.dead_letter_queue_name(stage)] {
-                let q = within(channel.queue_declare(
-                    name.as_str().into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                ))
-                .await?;
-                out.push(QueueFigures {
-                    name,
-                    messages: q.message_count(),
-                    consumers: q.consumer_count(),
-                });
-            }
+        for name in self.all_queue_names() {
+            let q = within(channel.queue_declare(
+                name.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            ))
+            .await?;
+            out.push(QueueFigures {
+                name,
+                messages: q.message_count(),
+                consumers: q.consumer_count(),
+            });
         }
         let _ = channel.close(200, "bye".into()).await;
         Ok(out)
@@ -293,14 +322,12 @@ impl Queue {
     /// Deletes every queue of this prefix (test clean-up).
     pub async fn delete_all(&self) -> QueueResult<()> {
         let link = self.link().await?;
-        for stage in Stage::ALL {
-            for name in [self.queue_name(stage), self.dead_letter_queue_name(stage)] {
-                within(
-                    link.publisher
-                        .queue_delete(name.as_str().into(), QueueDeleteOptions::default()),
-                )
-                .await?;
-            }
+        for name in self.all_queue_names() {
+            within(
+                link.publisher
+                    .queue_delete(name.as_str().into(), QueueDeleteOptions::default()),
+            )
+            .await?;
         }
         Ok(())
     }

@@ -14,13 +14,15 @@ use trd_core::domain::{AudioFile, Segment};
 use crate::view::{self, Entry};
 
 /// `response_format=json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = OpenAiTranscription)]
 pub struct Transcription {
     pub text: String,
 }
 
 /// `response_format=verbose_json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = OpenAiVerboseTranscription)]
 pub struct VerboseTranscription {
     pub task: &'static str,
     pub language: String,
@@ -33,7 +35,8 @@ pub struct VerboseTranscription {
     pub words: Option<Vec<WordTiming>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = OpenAiVerboseSegment)]
 pub struct VerboseSegment {
     pub id: usize,
     /// Where the segment starts, in 10 ms frames (Whisper's unit).
@@ -48,7 +51,8 @@ pub struct VerboseSegment {
     pub no_speech_prob: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = OpenAiWordTiming)]
 pub struct WordTiming {
     pub word: String,
     pub start: f64,

@@ -48,9 +48,10 @@ impl StageWorker for Recognizer {
     async fn sweep(&self, ctx: &WorkerContext) -> Result<(), StoreError> {
         for (file, segment) in ctx.store.abandoned_segments().await? {
             tracing::warn!(file = %file, segment = %segment, "re-queueing a segment whose recognizer vanished");
+            let lane = ctx.store.lane_of(file).await?;
             let _ = ctx
                 .queue
-                .publish(Stage::Recognize, &WorkItem::Segment { file, segment })
+                .publish(Stage::Recognize, lane, &WorkItem::Segment { file, segment })
                 .await;
         }
         for file in ctx.store.recognition_complete_but_open().await? {
@@ -97,7 +98,11 @@ async fn fan_out(ctx: &WorkerContext, file: ObjectId) -> Result<(), StageFailure
     for segment in pending {
         // On failure, redelivery of the file message fans out again; duplicates are no-ops.
         ctx.queue
-            .publish(Stage::Recognize, &WorkItem::Segment { file, segment })
+            .publish(
+                Stage::Recognize,
+                record.options.lane,
+                &WorkItem::Segment { file, segment },
+            )
             .await?;
     }
     Ok(())
@@ -145,7 +150,7 @@ async fn recognize_run(
     let mut recognizer = None;
     for (i, s) in run[..=last].iter().enumerate() {
         if ctx.shutdown.is_cancelled() {
-            return hand_back(ctx, file, &run, &claimed).await;
+            return hand_back(ctx, &record, &run, &claimed).await;
         }
         if i > 0 && !still_running(ctx, file).await? {
             // Paused (or gone): what is left waits for the next start, which queues it again.
@@ -201,18 +206,24 @@ async fn recognize_run(
 /// re-queues them when the leases run out.
 async fn hand_back(
     ctx: &WorkerContext,
-    file: ObjectId,
+    record: &AudioFile,
     run: &[Segment],
     claimed: &HashSet<ObjectId>,
 ) -> Result<(), StageFailure> {
     let Some(next) = run.iter().find(|s| claimed.contains(&s.id)) else {
         return Ok(());
     };
+    let file = record.id;
     let message = WorkItem::Segment {
         file,
         segment: next.id,
     };
-    if ctx.queue.publish(Stage::Recognize, &message).await.is_ok() {
+    if ctx
+        .queue
+        .publish(Stage::Recognize, record.options.lane, &message)
+        .await
+        .is_ok()
+    {
         release(ctx, claimed).await?;
     }
     tracing::info!(file = %file, segments = claimed.len(), "shutting down: segments handed back");

@@ -16,6 +16,7 @@ mod outages;
 mod pipeline;
 mod poison;
 mod recognition;
+mod recognize_now;
 mod results;
 mod settings;
 mod shutdown;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mongodb::bson::oid::ObjectId;
 use serde_json::Value;
-use trd_core::domain::Stage;
+use trd_core::domain::{Lane, Stage};
 use trd_core::WorkItem;
 use trd_tests::app::{spawn_app, spawn_app_with, TestApp, Workers};
 use trd_tests::{cer, data};
@@ -160,6 +160,7 @@ async fn two_recognizer_processes_recognize_each_segment_once_despite_redeliveri
         app.queue
             .publish(
                 Stage::Recognize,
+                Lane::Batch,
                 &WorkItem::Segment {
                     file,
                     segment: segment.id,

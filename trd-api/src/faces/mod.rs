@@ -7,8 +7,13 @@
 //!   its key, user and audit routes.
 //! - [`deepspeech`]: the DeepSpeech REST API's users and tokens (both route layouts).
 //! - [`nanotrix`]: Nanotrix log-in and task tokens.
+//! - [`speechmatics`]: the Speechmatics batch jobs API.
+//! - [`now`]: what the recognize-now faces share (admission, storage, streamed bodies), and
+//!   the faces themselves: [`openai`].
 
 pub mod deepspeech;
 pub mod nanotrix;
+pub mod now;
+pub mod openai;
 pub mod speechmatics;
 pub mod trd;

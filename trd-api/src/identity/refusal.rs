@@ -11,7 +11,7 @@ use rocket::Request;
 pub struct Refusal {
     pub status: Status,
     pub message: String,
-    /// Seconds to wait (429).
+    /// Seconds to wait (429, 503).
     pub retry_after: Option<u64>,
 }
 
@@ -35,6 +35,15 @@ impl Refusal {
     pub fn too_many(message: impl Into<String>, retry_after: u64) -> Self {
         Refusal {
             status: Status::TooManyRequests,
+            message: message.into(),
+            retry_after: Some(retry_after.max(1)),
+        }
+    }
+
+    /// Every slot for the work asked for is taken (503).
+    pub fn busy(message: impl Into<String>, retry_after: u64) -> Self {
+        Refusal {
+            status: Status::ServiceUnavailable,
             message: message.into(),
             retry_after: Some(retry_after.max(1)),
         }

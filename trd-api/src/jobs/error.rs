@@ -2,7 +2,7 @@
 //! shape ([`crate::error::ApiError`] for TRD's).
 
 use mongodb::bson::oid::ObjectId;
-use trd_core::domain::{Control, FileLocation};
+use trd_core::domain::{AudioFile, Control, FileLocation, Status};
 use trd_core::queue::QueueError;
 use trd_core::store::StoreError;
 
@@ -30,6 +30,22 @@ pub enum JobError {
         #[source]
         source: std::io::Error,
     },
+    /// Every interactive slot is taken: try again after `retry_after` seconds.
+    #[error("every recognition slot is busy; try again in {retry_after} s")]
+    Busy { retry_after: u64 },
+    #[error("the audio is empty")]
+    EmptyAudio,
+    /// The job ended FAILED (the audio could not be decoded, a stage gave up).
+    #[error("{reason}")]
+    Failed {
+        /// The stage the job failed at (a file the normalizer cannot decode is the client's
+        /// mistake; a later stage failing is the service's).
+        status: Status,
+        reason: String,
+    },
+    /// The job vanished while a request waited on it (deleted by someone else).
+    #[error("the job was deleted while its result was awaited")]
+    Gone,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -37,6 +53,20 @@ pub enum JobError {
 }
 
 impl JobError {
+    /// A FAILED job, with the reason its stage recorded.
+    pub fn failed(record: &AudioFile) -> Self {
+        match &record.error {
+            Some(error) => JobError::Failed {
+                status: error.stage,
+                reason: error.reason.clone(),
+            },
+            None => JobError::Failed {
+                status: record.status,
+                reason: "the job failed".to_owned(),
+            },
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         JobError::Io {
             context: context.into(),

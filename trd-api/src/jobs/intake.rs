@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 
 use tokio::io::{AsyncRead, AsyncWriteExt};
-use trd_core::domain::{AudioFile, FileLocation};
+use trd_core::domain::{AudioFile, FileLocation, FileName};
 
 use super::{JobError, JobResult, Jobs};
 use crate::registry::register_at;
@@ -24,6 +24,22 @@ pub enum Audio {
     Bytes(Vec<u8>),
     /// The file as a stream, written to disk as it arrives.
     Stream(Pin<Box<dyn AsyncRead + Send>>),
+}
+
+/// A job's own name when the client's name is only a hint: unique (clients send one name many
+/// times) and keeping the client's extension, which tells the decoder what to expect.
+pub fn fresh_name(client_name: Option<&str>) -> FileName {
+    let extension = client_name
+        .and_then(|n| std::path::Path::new(n).extension())
+        .and_then(|e| e.to_str())
+        .filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+        .map(|e| format!(".{}", e.to_ascii_lowercase()))
+        .unwrap_or_default();
+    FileName::parse(&format!(
+        "{}{extension}",
+        mongodb::bson::oid::ObjectId::new().to_hex()
+    ))
+    .expect("a hex id with an alphanumeric extension is a valid name")
 }
 
 impl Jobs {

@@ -30,7 +30,11 @@ impl Jobs {
         };
         if let Err(e) = self
             .queue
-            .publish(stage, &WorkItem::File { file: record.id })
+            .publish(
+                stage,
+                record.options.lane,
+                &WorkItem::File { file: record.id },
+            )
             .await
         {
             // Not queued: undo, so the file is not left RUNNING with nothing to run it.

@@ -10,6 +10,8 @@
 //!   atomic store transition first, then the queue (or the webhooks) told.
 //! - [`Jobs::record`], [`Jobs::result`], [`Jobs::follow`] ([`follow`]): the job and its
 //!   result in the domain model, now or as it grows.
+//! - [`Jobs::admit`], [`Jobs::recognize_now`] ([`now`]): a request that waits for its own
+//!   transcript, in the interactive lane, as a [`LiveJob`] whose result streams in order.
 //!
 //! A face (`crate::faces::<protocol>`) parses its protocol's requests into these calls and
 //! renders the domain result in its protocol's shapes; it never touches the store or the queue
@@ -19,6 +21,7 @@ mod error;
 mod follow;
 mod intake;
 mod lifecycle;
+mod now;
 mod options;
 
 use std::sync::Arc;
@@ -29,7 +32,10 @@ use trd_core::{Queue, Settings, Store};
 
 pub use error::{JobError, JobResult};
 pub use follow::JobUpdate;
-pub use intake::{Audio, SPOOL_DIR};
+pub use intake::{fresh_name, Audio, SPOOL_DIR};
+pub use now::{
+    discard_expired_jobs, Admission, LiveJob, NowRequest, Progress, RETRY_AFTER_SECONDS,
+};
 pub use options::{CheckedOptions, SPEAKERS};
 
 /// A handle on the job core; cheap to clone.
@@ -38,11 +44,13 @@ pub struct Jobs {
     settings: Arc<Settings>,
     store: Store,
     queue: Queue,
+    interactive: now::InteractiveSlots,
 }
 
 impl Jobs {
     pub fn new(settings: Arc<Settings>, store: Store, queue: Queue) -> Self {
         Jobs {
+            interactive: now::InteractiveSlots::new(settings.interactive_in_flight),
             settings,
             store,
             queue,

@@ -24,6 +24,10 @@ const MAX_URL_BYTES: usize = 2_048;
 const MAX_HINTS: usize = 1_000;
 const MAX_HINT_CHARS: usize = 100;
 
+fn language_of(model_id: &str) -> &str {
+    model_id.split(['-', '_']).next().unwrap_or(model_id)
+}
+
 impl CheckedOptions {
     pub fn options(&self) -> &StartOptions {
         &self.0
@@ -31,6 +35,35 @@ impl CheckedOptions {
 }
 
 impl Jobs {
+    /// The languages the configured models serve: a model id up to its first `-` or `_`
+    /// (`en-large` serves `en`), each once.
+    pub fn languages(&self) -> Vec<String> {
+        let mut served: Vec<String> = self
+            .settings
+            .models
+            .keys()
+            .map(|id| language_of(id).to_owned())
+            .collect();
+        served.dedup();
+        served
+    }
+
+    /// The model serving `language`: the model of that id, or one whose id is the language
+    /// and a variant (`en-large`). Refused, naming the languages served, otherwise.
+    pub fn model_for_language(&self, language: &str) -> JobResult<String> {
+        let models = &self.settings.models;
+        if models.contains_key(language) {
+            return Ok(language.to_owned());
+        }
+        if let Some(id) = models.keys().find(|id| language_of(id) == language) {
+            return Ok(id.clone());
+        }
+        Err(JobError::InvalidOptions(format!(
+            "language '{language}' is not served here; languages served: {}",
+            self.languages().join(", ")
+        )))
+    }
+
     /// Refuses options the service cannot honour: an unknown model, an unknown diarization
     /// mode, impossible speaker counts, a webhook it may never call.
     pub async fn check_options(&self, options: StartOptions) -> JobResult<CheckedOptions> {

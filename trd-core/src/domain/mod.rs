@@ -11,4 +11,4 @@ pub use record::{
     AudioChannel, AudioFile, AudioInfo, Lease, Notice, ProtocolNote, Segment, Span, StageError,
     StartOptions, Word,
 };
-pub use state::{Control, SegmentStatus, Stage, Status};
+pub use state::{Control, Lane, SegmentStatus, Stage, Status};

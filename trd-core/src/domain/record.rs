@@ -4,7 +4,7 @@ use mongodb::bson::{oid::ObjectId, DateTime};
 use serde::{Deserialize, Serialize};
 
 use super::names::{BatchName, FileLocation, FileName, InvalidName};
-use super::state::{Control, SegmentStatus, Status};
+use super::state::{Control, Lane, SegmentStatus, Status};
 
 /// One audio file record (collection `audiofiles`). The API renders it in the contract's shape.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,6 +141,14 @@ pub struct StartOptions {
     /// face; never part of the TRD record's shape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<ProtocolNote>,
+    /// The queues the file's work travels (interactive requests have their own lane).
+    #[serde(default, skip_serializing_if = "Lane::is_batch")]
+    pub lane: Lane,
+    /// A temporary job (a recognize-now request): the API serving it keeps pushing this
+    /// moment forward while its client waits; once it passes (the client went, or the API
+    /// died), the job is deleted with its data and audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discard_after: Option<DateTime>,
 }
 
 /// A notification whose body and address a face renders: sent once the file has ended

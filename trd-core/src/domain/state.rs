@@ -171,6 +171,34 @@ impl Stage {
     }
 }
 
+/// Which of a stage's two queues a file's messages travel: batch work, or the interactive lane
+/// of requests a client waits on. Every worker consumes both, with slots reserved for the
+/// interactive lane, so an interactive request never queues behind a batch. (Separate queues
+/// rather than message priorities: quorum queues have none before RabbitMQ 3.12.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lane {
+    #[default]
+    Batch,
+    Interactive,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Lane::Batch, Lane::Interactive];
+
+    pub fn is_batch(&self) -> bool {
+        *self == Lane::Batch
+    }
+
+    /// What the lane adds to a stage's queue name.
+    pub fn queue_suffix(self) -> &'static str {
+        match self {
+            Lane::Batch => "",
+            Lane::Interactive => ".now",
+        }
+    }
+}
+
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

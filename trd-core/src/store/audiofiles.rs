@@ -9,7 +9,8 @@ use mongodb::options::ReturnDocument;
 use super::{is_duplicate_key, MongoResultExt, Store, StoreError, StoreResult};
 use crate::domain::names::PRIVATE_PREFIX;
 use crate::domain::{
-    AudioFile, BatchName, Control, FileLocation, Lease, Stage, StageError, StartOptions, Status,
+    AudioFile, BatchName, Control, FileLocation, Lane, Lease, Stage, StageError, StartOptions,
+    Status,
 };
 
 /// The outcome of registering a file found on disk.
@@ -422,6 +423,43 @@ impl Store {
                 .store()?,
         )
         .await
+    }
+
+    /// The lane a file's work travels (batch for a file that is gone).
+    pub async fn lane_of(&self, id: ObjectId) -> StoreResult<Lane> {
+        Ok(self
+            .audiofile(id)
+            .await?
+            .map(|r| r.options.lane)
+            .unwrap_or_default())
+    }
+
+    /// Temporary jobs whose server stopped pushing `discard_after` forward: their client went,
+    /// or the API serving them died.
+    pub async fn expired_temporary_jobs(&self) -> StoreResult<Vec<ObjectId>> {
+        let filter = doc! {"options.discard_after": {"$lt": DateTime::now()}};
+        ids_of(
+            self.audiofiles
+                .clone_with_type::<Document>()
+                .find(filter)
+                .projection(doc! {"_id": 1})
+                .await
+                .store()?,
+        )
+        .await
+    }
+
+    /// Pushes a temporary job's `discard_after` to `until`; `false` when the job is gone.
+    pub async fn hold_temporary_job(&self, id: ObjectId, until: DateTime) -> StoreResult<bool> {
+        let result = self
+            .audiofiles
+            .update_one(
+                doc! {"_id": id, "options.discard_after": {"$exists": true}},
+                doc! {"$set": {"options.discard_after": until}},
+            )
+            .await
+            .store()?;
+        Ok(result.matched_count == 1)
     }
 
     /// Deletes a record and everything derived from it; returns the removed record.

@@ -1,5 +1,5 @@
-//! The loop every worker runs: consume the stage queue and its dead-letter queue, hand each
-//! message to the stage, settle it as the outcome's [`Disposition`] says, sweep abandoned work,
+//! The loop every worker runs: consume the stage's queues (the batch lane and the interactive
+//! lane, each with its own slots) and its dead-letter queue, hand each message to the stage, settle it as the outcome's [`Disposition`] says, sweep abandoned work,
 //! and on shutdown finish what is in hand.
 
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use super::context::WorkerContext;
 use super::failure::{Disposition, StageFailure};
 use super::file_stage::fail_file;
 use super::stage::{Job, StageWorker};
-use crate::domain::Stage;
+use crate::domain::{Lane, Stage};
 use crate::logging::ErrorChain;
 use crate::queue::{next_delivery, QueueError, WorkItem};
 
@@ -25,6 +25,9 @@ pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> an
     let stage = W::STAGE;
     let concurrency = ctx.settings.concurrency();
     let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
+    // The interactive lane's slots come on top of the batch lane's, so a worker busy with a
+    // batch still takes an interactive request at once.
+    let interactive_prefetch = u16::try_from(ctx.settings.interactive_slots()).unwrap_or(u16::MAX);
     let mut sweep =
         tokio::time::interval(Duration::from_secs((ctx.settings.lease_seconds / 2).max(1)));
     let mut tasks = JoinSet::new();
@@ -45,6 +48,14 @@ pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> an
                     prefetch,
                 )
                 .await?;
+            let now = ctx
+                .queue
+                .consume(
+                    &ctx.queue.lane_queue_name(stage, Lane::Interactive),
+                    &format!("{}-now-{}", stage, ctx.owner),
+                    interactive_prefetch,
+                )
+                .await?;
             let dead = ctx
                 .queue
                 .consume(
@@ -53,9 +64,9 @@ pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> an
                     1,
                 )
                 .await?;
-            Ok::<_, QueueError>((work, dead))
+            Ok::<_, QueueError>((work, now, dead))
         };
-        let (mut consumer, mut dead) = tokio::select! {
+        let (mut consumer, mut now, mut dead) = tokio::select! {
             () = ctx.shutdown.cancelled() => break 'connection,
             consumers = consumers => match consumers {
                 Ok(c) => c,
@@ -77,17 +88,14 @@ pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> an
                         tracing::warn!(stage = %stage, "lost the connection to RabbitMQ; reconnecting");
                         continue 'connection;
                     };
-                    let worker = worker.clone();
-                    let ctx = ctx.clone();
-                    // Every line logged while handling the message carries the file's id.
-                    let span = match serde_json::from_slice::<WorkItem>(&delivery.data) {
-                        Ok(item) => tracing::info_span!("job", file = %item.file_id(), stage = %stage),
-                        Err(_) => tracing::info_span!("job", stage = %stage),
+                    spawn_delivery(&mut tasks, &worker, &ctx, Lane::Batch, delivery);
+                }
+                delivery = next_delivery(&mut now) => {
+                    let Some(Ok(delivery)) = delivery else {
+                        tracing::warn!(stage = %stage, "lost the interactive lane's consumer; reconnecting");
+                        continue 'connection;
                     };
-                    tasks.spawn(
-                        async move { handle_delivery(&*worker, &ctx, delivery).await }
-                            .instrument(span),
-                    );
+                    spawn_delivery(&mut tasks, &worker, &ctx, Lane::Interactive, delivery);
                 }
                 delivery = next_delivery(&mut dead) => {
                     let Some(Ok(delivery)) = delivery else {
@@ -114,9 +122,36 @@ pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> an
     Ok(())
 }
 
+/// Handles a delivery on a task of its own; every line logged meanwhile carries the file's id.
+fn spawn_delivery<W: StageWorker>(
+    tasks: &mut JoinSet<()>,
+    worker: &Arc<W>,
+    ctx: &WorkerContext,
+    lane: Lane,
+    delivery: Delivery,
+) {
+    let stage = W::STAGE;
+    let worker = worker.clone();
+    let ctx = ctx.clone();
+    let span = match serde_json::from_slice::<WorkItem>(&delivery.data) {
+        Ok(item) => {
+            tracing::info_span!("job", file = %item.file_id(), stage = %stage, lane = ?lane)
+        }
+        Err(_) => tracing::info_span!("job", stage = %stage, lane = ?lane),
+    };
+    tasks.spawn(
+        async move { handle_delivery(&*worker, &ctx, lane, delivery).await }.instrument(span),
+    );
+}
+
 /// Handles one delivery and settles it. While a dependency is down the message is kept and
 /// handled again with back-off (as a redelivery: the previous attempt may have committed).
-async fn handle_delivery<W: StageWorker>(worker: &W, ctx: &WorkerContext, delivery: Delivery) {
+async fn handle_delivery<W: StageWorker>(
+    worker: &W,
+    ctx: &WorkerContext,
+    lane: Lane,
+    delivery: Delivery,
+) {
     let stage = W::STAGE;
     let item = match serde_json::from_slice::<WorkItem>(&delivery.data) {
         Ok(item) => item,
@@ -129,6 +164,7 @@ async fn handle_delivery<W: StageWorker>(worker: &W, ctx: &WorkerContext, delive
     let file = item.file_id();
     let mut job = Job {
         item,
+        lane,
         redelivered: delivery.redelivered,
     };
     let mut backoff = Backoff::new();

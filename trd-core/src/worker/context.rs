@@ -9,7 +9,7 @@ use mongodb::bson::oid::ObjectId;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::domain::Stage;
+use crate::domain::{Lane, Stage};
 use crate::logging::ErrorChain;
 use crate::queue::{Queue, QueueResult, WorkItem};
 use crate::store::Store;
@@ -48,10 +48,12 @@ impl WorkerContext {
         Duration::from_secs(self.settings.lease_seconds)
     }
 
-    /// Publishes the file to the queue of the next stage, if it has one.
-    pub async fn hand_on(&self, stage: Stage, file: ObjectId) -> QueueResult<()> {
+    /// Publishes the file to the lane's queue of the next stage, if it has one.
+    pub async fn hand_on(&self, stage: Stage, lane: Lane, file: ObjectId) -> QueueResult<()> {
         if let Some(next) = stage.next() {
-            self.queue.publish(next, &WorkItem::File { file }).await?;
+            self.queue
+                .publish(next, lane, &WorkItem::File { file })
+                .await?;
         }
         Ok(())
     }

@@ -73,7 +73,7 @@ where
     ctx.record_run(stage, took, done.audio_seconds()).await;
     if done.control == Control::Running {
         // Committed but not handed on: handling the message again re-hands it.
-        ctx.hand_on(stage, file).await?;
+        ctx.hand_on(stage, done.options.lane, file).await?;
     }
     Ok(())
 }
@@ -109,7 +109,7 @@ async fn stale_file_hint(
     }
     match ctx.store.audiofile(file).await? {
         Some(r) if r.control == Control::Running && r.status == stage.done_status() => {
-            Ok(ctx.hand_on(stage, file).await?)
+            Ok(ctx.hand_on(stage, r.options.lane, file).await?)
         }
         _ => Ok(()),
     }

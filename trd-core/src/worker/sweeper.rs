@@ -12,7 +12,12 @@ use crate::store::StoreError;
 pub async fn requeue_abandoned_files(ctx: &WorkerContext, stage: Stage) -> Result<(), StoreError> {
     for file in ctx.store.abandoned_in_stage(stage).await? {
         tracing::warn!(file = %file, stage = %stage, "re-queueing a file whose worker vanished");
-        if let Err(e) = ctx.queue.publish(stage, &WorkItem::File { file }).await {
+        let lane = ctx.store.lane_of(file).await?;
+        if let Err(e) = ctx
+            .queue
+            .publish(stage, lane, &WorkItem::File { file })
+            .await
+        {
             tracing::warn!(file = %file, stage = %stage, error = %ErrorChain(&e), "could not re-queue; the next sweep tries again");
         }
     }

@@ -5,9 +5,7 @@
 
 use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
-use trd_core::domain::{
-    AudioFile, BatchName, FileLocation, FileName, ProtocolNote, Segment, StartOptions,
-};
+use trd_core::domain::{AudioFile, BatchName, FileLocation, ProtocolNote, Segment, StartOptions};
 use trd_export::json_v2::{self, Diarization, JobInfo, Transcript};
 
 use super::config::JobConfig;
@@ -248,23 +246,11 @@ pub struct Submission {
     pub audio: Audio,
 }
 
-/// The model serving `language`: the model of that id, or one whose id is the language and a
-/// variant (`en-large`). 400 naming the languages served otherwise.
+/// The model serving `language` (400 naming the languages served otherwise).
 fn model_for(app: &App, language: &str) -> SmResult<String> {
-    let models = &app.settings.models;
-    let language_of = |id: &str| id.split(['-', '_']).next().unwrap_or(id).to_owned();
-    if models.contains_key(language) {
-        return Ok(language.to_owned());
-    }
-    if let Some(id) = models.keys().find(|id| language_of(id) == language) {
-        return Ok(id.clone());
-    }
-    let mut served: Vec<String> = models.keys().map(|id| language_of(id)).collect();
-    served.dedup();
-    Err(SmError::bad_request(format!(
-        "language '{language}' is not served here; languages served: {}",
-        served.join(", ")
-    )))
+    app.jobs
+        .model_for_language(language)
+        .map_err(|e| SmError::bad_request(e.to_string()))
 }
 
 /// TRD's diarization mode for the one asked for. Speaker changes need speakers told apart,
@@ -276,19 +262,6 @@ fn diarization_mode(diarization: Diarization) -> &'static str {
         Diarization::Channel => "channel",
         Diarization::ChannelAndSpeakerChange => "auto",
     }
-}
-
-/// The record's own name: unique (the clients may send one name many times) and keeping the
-/// extension of the submitted name, which tells the decoder what to expect.
-fn stored_name(data_name: &str) -> FileName {
-    let extension = std::path::Path::new(data_name)
-        .extension()
-        .and_then(|e| e.to_str())
-        .filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
-        .map(|e| format!(".{}", e.to_ascii_lowercase()))
-        .unwrap_or_default();
-    FileName::parse(&format!("{}{extension}", ObjectId::new().to_hex()))
-        .expect("a hex id with an alphanumeric extension is a valid name")
 }
 
 /// Checks the job, stores its audio in the caller's private batch and starts it. Nothing is
@@ -321,11 +294,12 @@ pub async fn submit(app: &App, principal: &Principal, submission: Submission) ->
             json: serde_json::to_string(&note)
                 .map_err(|e| ApiError::internal("the job note", e))?,
         }),
+        ..StartOptions::default()
     };
     let checked = app.jobs.check_options(options).await?;
     let location = FileLocation {
         batch: Some(owner_batch(principal)),
-        filename: stored_name(&note.data_name),
+        filename: crate::jobs::fresh_name(Some(&note.data_name)),
     };
     let record = app.jobs.submit(&location, audio).await?;
     match app.jobs.start(record.id, &checked).await {

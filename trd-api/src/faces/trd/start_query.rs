@@ -87,8 +87,7 @@ impl StartQuery {
                 Some(v) => Some(count("max_speakers", v)?),
                 None => speakers,
             },
-            speaker_sensitivity: None,
-            protocol: None,
+            ..StartOptions::default()
         })
     }
 }

@@ -1,0 +1,315 @@
+//! Recognize now: one request that waits for its own transcript (the OpenAI, whisper, UWebASR,
+//! DeepSpeech and Nanotrix faces, and `POST /trd/recognize`). The job is an ordinary record,
+//! run by the same workers as a batch but in the interactive lane (`Lane::Interactive`), so it
+//! never queues behind batch work; the API process only submits it and follows what the
+//! workers store.
+//!
+//! - [`Jobs::admit`]: a slot among `interactive_in_flight`, or [`JobError::Busy`] at once.
+//! - [`Jobs::recognize_now`]: the audio stored, the record started; a [`LiveJob`] back.
+//! - [`LiveJob::decoded`] and [`LiveJob::progress`]: the job as the workers move it, the
+//!   recognized segments in order as soon as every earlier one is done.
+//! - Dropping the [`LiveJob`] (the response ended, or its client went away) deletes a
+//!   temporary job with its segments, PCM and audio; the workers drop its remaining segments
+//!   when they see it gone. A temporary job whose API process died is deleted by
+//!   [`Jobs::discard_expired`] in whichever API process runs next, once its `discard_after`
+//!   passes (a lease, renewed while the request lives).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use mongodb::bson::{oid::ObjectId, DateTime};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use trd_core::domain::{
+    AudioFile, Control, FileLocation, Lane, Segment, SegmentStatus, StartOptions, Status,
+};
+
+use super::{Audio, JobError, JobResult, Jobs};
+
+/// How often a waiting request reads the job again. MongoDB is the truth and any API process
+/// may serve the request, so following is polling; a tenth of a second is small beside
+/// recognition and costs one indexed query.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+
+/// What a client is told to wait before trying again when every slot is taken.
+pub const RETRY_AFTER_SECONDS: u64 = 2;
+
+/// The interactive requests one API process serves at once (`interactive_in_flight`).
+#[derive(Clone)]
+pub struct InteractiveSlots(Arc<Semaphore>);
+
+impl InteractiveSlots {
+    pub fn new(slots: usize) -> Self {
+        InteractiveSlots(Arc::new(Semaphore::new(slots)))
+    }
+}
+
+/// A slot held for one interactive request; released when the request's job is dropped.
+pub struct Admission(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// One recognize-now request.
+pub struct NowRequest {
+    /// Where the audio is stored: a private batch for a temporary job, the caller's batch for
+    /// a kept one.
+    pub location: FileLocation,
+    pub audio: Audio,
+    /// Model, hints, diarization: what a batch start would be given.
+    pub options: StartOptions,
+    /// Keep the job (and list it like any file) instead of deleting it after the response.
+    pub keep: bool,
+}
+
+impl Jobs {
+    /// Takes a slot for an interactive request, or refuses at once: above the bound the
+    /// answer is 503 with `Retry-After`, never a request left to time out.
+    pub fn admit(&self) -> JobResult<Admission> {
+        self.interactive
+            .0
+            .clone()
+            .try_acquire_owned()
+            .map(Admission)
+            .map_err(|_| JobError::Busy {
+                retry_after: RETRY_AFTER_SECONDS,
+            })
+    }
+
+    /// Stores the audio, registers and starts it in the interactive lane. From here on the
+    /// returned [`LiveJob`] owns the job: dropping it deletes a temporary one.
+    pub async fn recognize_now(
+        &self,
+        admission: Admission,
+        request: NowRequest,
+    ) -> JobResult<LiveJob> {
+        let NowRequest {
+            location,
+            audio,
+            mut options,
+            keep,
+        } = request;
+        if matches!(&audio, Audio::Bytes(bytes) if bytes.is_empty()) {
+            return Err(JobError::EmptyAudio);
+        }
+        options.lane = Lane::Interactive;
+        options.discard_after = (!keep).then(|| self.hold_until());
+        let checked = self.check_options(options).await?;
+        let record = self.submit(&location, audio).await?;
+        let live = LiveJob::new(self.clone(), record.id, keep, admission);
+        if record.size == 0 {
+            return Err(JobError::EmptyAudio);
+        }
+        self.start(record.id, &checked).await?;
+        Ok(live)
+    }
+
+    /// Deletes the temporary jobs nobody waits for any more (their API process died); run
+    /// periodically by every API process.
+    pub async fn discard_expired(&self) -> JobResult<usize> {
+        let expired = self.store.expired_temporary_jobs().await?;
+        let mut deleted = 0;
+        for id in expired {
+            match self.delete(id, true).await {
+                Ok(_) => deleted += 1,
+                Err(JobError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+
+    fn hold_until(&self) -> DateTime {
+        let lease = Duration::from_secs(self.settings.lease_seconds);
+        DateTime::from_system_time(std::time::SystemTime::now() + lease)
+    }
+}
+
+/// Runs [`Jobs::discard_expired`] every quarter lease until shutdown, so a temporary job
+/// whose API process died goes within about `lease_seconds` and a quarter.
+pub async fn discard_expired_jobs(jobs: Jobs, shutdown: tokio_util::sync::CancellationToken) {
+    let every = Duration::from_secs(jobs.settings.lease_seconds).div_f64(4.0);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match jobs.discard_expired().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "temporary jobs nobody waits for deleted"),
+            Err(e) => {
+                tracing::warn!(error = %trd_core::logging::ErrorChain(&e), "could not discard expired temporary jobs; trying again")
+            }
+        }
+    }
+}
+
+/// A running interactive job and the request waiting on it.
+pub struct LiveJob {
+    jobs: Jobs,
+    id: ObjectId,
+    keep: bool,
+    started: Instant,
+    /// Pushes a temporary job's `discard_after` forward while the request lives.
+    hold: Option<tokio::task::JoinHandle<()>>,
+    _admission: Admission,
+}
+
+/// The job as far as it got: the record and the recognized segments, in order, that no
+/// unrecognized segment precedes.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub record: AudioFile,
+    pub segments: Vec<Segment>,
+    /// How many of `segments` (at the start) an earlier update already carried.
+    pub reported: usize,
+}
+
+impl Progress {
+    /// The job will not change any more (FINISHED or FAILED); `segments` are all of them.
+    pub fn is_final(&self) -> bool {
+        matches!(self.record.control, Control::Finished | Control::Failed)
+    }
+
+    /// The segments this update adds.
+    pub fn fresh(&self) -> &[Segment] {
+        &self.segments[self.reported..]
+    }
+}
+
+impl LiveJob {
+    fn new(jobs: Jobs, id: ObjectId, keep: bool, admission: Admission) -> Self {
+        let hold = (!keep).then(|| {
+            let jobs = jobs.clone();
+            let every = Duration::from_secs(jobs.settings.lease_seconds) / 3;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let until = jobs.hold_until();
+                    if let Ok(false) = jobs.store.hold_temporary_job(id, until).await {
+                        return;
+                    }
+                }
+            })
+        });
+        LiveJob {
+            jobs,
+            id,
+            keep,
+            started: Instant::now(),
+            hold,
+            _admission: admission,
+        }
+    }
+
+    pub fn id(&self) -> ObjectId {
+        self.id
+    }
+
+    /// Seconds since the request was admitted.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Waits until the audio is decoded, so that a file that cannot be read is answered with
+    /// an error status before any of the response is sent. A job that failed is
+    /// [`JobError::Failed`].
+    pub async fn decoded(&self) -> JobResult<AudioFile> {
+        loop {
+            let record = self.jobs.record(self.id).await?;
+            if record.control == Control::Failed {
+                return Err(JobError::failed(&record));
+            }
+            if record.status >= Status::Normalized {
+                return Ok(record);
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// The job's progress, an update each time the in-order recognized prefix grows, ending
+    /// with the final update. The stream owns the job: dropping it (the client went away)
+    /// deletes a temporary job.
+    pub fn progress(self) -> impl Stream<Item = JobResult<Progress>> + Send {
+        struct State {
+            live: LiveJob,
+            reported: usize,
+            done: bool,
+        }
+        let state = State {
+            live: self,
+            reported: 0,
+            done: false,
+        };
+        futures::stream::unfold(state, |mut s| async move {
+            if s.done {
+                return None;
+            }
+            loop {
+                let (record, segments) = match s.live.jobs.result(s.live.id).await {
+                    Ok(result) => result,
+                    Err(e) => {
+                        s.done = true;
+                        return Some((Err(e), s));
+                    }
+                };
+                let final_ = matches!(record.control, Control::Finished | Control::Failed);
+                // Segments exist from diarization on; before it ends they may be incomplete.
+                let listed = record.status >= Status::Diarized || final_;
+                let segments: Vec<Segment> = if final_ {
+                    segments
+                } else if listed {
+                    segments
+                        .into_iter()
+                        .take_while(|seg| seg.status != SegmentStatus::Processing)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                if final_ || segments.len() > s.reported {
+                    let update = Progress {
+                        record,
+                        segments,
+                        reported: s.reported,
+                    };
+                    s.reported = update.segments.len();
+                    s.done = final_;
+                    return Some((Ok(update), s));
+                }
+                tokio::time::sleep(POLL_EVERY).await;
+            }
+        })
+    }
+
+    /// The whole result, once the job has ended.
+    pub async fn finished(self) -> JobResult<Progress> {
+        use futures::StreamExt;
+        let mut progress = std::pin::pin!(self.progress());
+        let mut last = None;
+        while let Some(update) = progress.next().await {
+            last = Some(update?);
+        }
+        last.ok_or(JobError::Gone)
+    }
+}
+
+impl Drop for LiveJob {
+    fn drop(&mut self) {
+        if let Some(hold) = self.hold.take() {
+            hold.abort();
+        }
+        if self.keep {
+            return;
+        }
+        let (jobs, id) = (self.jobs.clone(), self.id);
+        // Deleting needs the runtime; a request is always dropped inside it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                match jobs.delete(id, true).await {
+                    Ok(_) | Err(JobError::NotFound(_)) => {
+                        tracing::debug!(file = %id, "temporary job deleted")
+                    }
+                    // `discard_after` runs out and the janitor deletes it.
+                    Err(e) => tracing::warn!(file = %id, error = %trd_core::logging::ErrorChain(&e), "could not delete a temporary job; it is discarded when its hold runs out"),
+                }
+            });
+        }
+    }
+}
