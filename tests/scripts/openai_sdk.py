@@ -5,7 +5,8 @@ Usage:
       client.audio.transcriptions.create(...) with response_format FORMAT (verbose_json asks
       for word timestamps too); prints {"type": <Python type>, "result": <str or dict>}
   openai_sdk.py stream URL KEY FILE
-      the same with stream=True; prints every event with the wall-clock time it arrived
+      the same with stream=True (and keep=true in the query, so the job can be inspected
+      afterwards); prints every event with the wall-clock time it arrived
   openai_sdk.py models URL KEY
       client.models.list(); prints the ids
   openai_sdk.py error URL KEY FILE FORMAT
@@ -47,7 +48,7 @@ def stream(url, key, path):
     with open(path, "rb") as audio:
         started = time.time()
         response = client(url, key).audio.transcriptions.create(
-            model="whisper-1", file=audio, stream=True
+            model="whisper-1", file=audio, stream=True, extra_query={"keep": "true"}
         )
         for event in response:
             events.append({"at": time.time(), "event": event.model_dump(exclude_none=True)})

@@ -150,3 +150,48 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Request> {
         body,
     })
 }
+
+/// Serves `file` on a loopback port to every GET (403 without `Authorization: <auth>` when
+/// `auth` is given), the way a customer's file server would for a fetched URL; returns the
+/// file's URL.
+pub async fn serve_file(file: std::path::PathBuf, auth: Option<&str>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let needed = auth.map(|a| format!("authorization: {}", a.to_lowercase()));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let bytes = bytes.clone();
+            let needed = needed.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let request = String::from_utf8_lossy(&request).to_lowercase();
+                let allowed = needed.as_deref().is_none_or(|n| request.contains(n));
+                let head = if allowed {
+                    format!("HTTP/1.1 200 OK\r\ncontent-type: audio/wav\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", bytes.len())
+                } else {
+                    "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_owned()
+                };
+                let _ = socket.write_all(head.as_bytes()).await;
+                if allowed {
+                    let _ = socket.write_all(&bytes).await;
+                }
+            });
+        }
+    });
+    format!(
+        "http://{addr}/calls/{}",
+        file.file_name().unwrap().to_string_lossy()
+    )
+}

@@ -32,6 +32,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A source the service fetched from answered this status (a UWebASR `?url=`).
+    #[error("{message}")]
+    Upstream { status: u16, message: String },
     /// Every slot for the work asked for is taken: 503 with `Retry-After`.
     #[error("{message}")]
     Busy { message: String, retry_after: u64 },
@@ -68,6 +71,9 @@ impl ApiError {
             ApiError::Conflict(_) => Status::Conflict,
             ApiError::PayloadTooLarge(_) => Status::PayloadTooLarge,
             ApiError::Busy { .. } | ApiError::Unavailable { .. } => Status::ServiceUnavailable,
+            ApiError::Upstream { status, .. } => {
+                Status::from_code(*status).unwrap_or(Status::BadGateway)
+            }
             ApiError::Internal { .. } => Status::InternalServerError,
         }
     }
@@ -221,19 +227,32 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[rocket::catch(default)]
 pub fn default_catcher(status: Status, req: &Request<'_>) -> Caught {
     let caught = caught(status, req);
-    if crate::faces::speechmatics::error::answers(req.uri().path().as_str()) {
-        let (status, message) = match &caught.body {
-            CaughtBody::Trd(body) => (caught.status, body.error.message.clone()),
-            CaughtBody::Speechmatics(_) => return caught,
-        };
-        return Caught {
-            body: CaughtBody::Speechmatics(crate::faces::speechmatics::error::SmErrorBody::new(
-                status, message,
-            )),
-            ..caught
-        };
-    }
-    caught
+    let CaughtBody::Trd(trd) = &caught.body else {
+        return caught;
+    };
+    let (status, message) = (caught.status, trd.error.message.clone());
+    let path = req.uri().path().as_str();
+    let body = if crate::faces::speechmatics::error::answers(path) {
+        CaughtBody::Speechmatics(crate::faces::speechmatics::error::SmErrorBody::new(
+            status, message,
+        ))
+    } else if crate::faces::openai::answers(path) {
+        CaughtBody::OpenAi(crate::faces::openai::OpenAiErrorBody::new(
+            status, message, None,
+        ))
+    } else if crate::faces::whisper::answers(path) {
+        CaughtBody::Whisper(crate::faces::whisper::WhisperErrorBody { detail: message })
+    } else if crate::faces::deepspeech::stt::answers(path) {
+        CaughtBody::DeepSpeech(crate::faces::deepspeech::stt::DsErrorBody::new(
+            status, message,
+        ))
+    } else if crate::faces::uwebasr::answers(path) {
+        let (content_type, bytes) = crate::faces::uwebasr::caught(req, status, &message);
+        CaughtBody::Text(content_type, bytes)
+    } else {
+        return caught;
+    };
+    Caught { body, ..caught }
 }
 
 fn caught(status: Status, req: &Request<'_>) -> Caught {
@@ -275,11 +294,26 @@ pub struct Caught {
 enum CaughtBody {
     Trd(ErrorBody),
     Speechmatics(crate::faces::speechmatics::error::SmErrorBody),
+    OpenAi(crate::faces::openai::OpenAiErrorBody),
+    Whisper(crate::faces::whisper::WhisperErrorBody),
+    DeepSpeech(crate::faces::deepspeech::stt::DsErrorBody),
+    /// A face whose errors are not JSON (UWebASR writes them in the format asked for).
+    #[serde(skip)]
+    Text(rocket::http::ContentType, Vec<u8>),
 }
 
 impl<'r> Responder<'r, 'static> for Caught {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let mut response = response::Response::build_from(Json(self.body).respond_to(req)?);
+        let mut response = match self.body {
+            CaughtBody::Text(content_type, bytes) => {
+                let mut response = response::Response::build();
+                response
+                    .header(content_type)
+                    .sized_body(bytes.len(), std::io::Cursor::new(bytes));
+                response
+            }
+            body => response::Response::build_from(Json(body).respond_to(req)?),
+        };
         response.status(self.status);
         for header in self.headers {
             response.header(header);

@@ -19,6 +19,7 @@
 pub mod app;
 pub mod error;
 pub mod faces;
+pub mod fetch;
 pub mod identity;
 pub mod jobs;
 pub mod metrics;
@@ -118,6 +119,8 @@ pub async fn build(
         .mount("/", faces::nanotrix::routes())
         .mount("/", faces::speechmatics::routes())
         .mount("/", faces::openai::routes())
+        .mount("/", faces::whisper::routes())
+        .mount("/", faces::uwebasr::routes())
         .register("/", rocket::catchers![error::default_catcher]))
 }
 

@@ -13,7 +13,10 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ErrorBody;
+use crate::faces::deepspeech::stt::DsErrorBody;
+use crate::faces::openai::OpenAiErrorBody;
 use crate::faces::speechmatics::error::SmErrorBody;
+use crate::faces::whisper::WhisperErrorBody;
 
 /// Where the document and the UI are served (the UI's index needs the trailing slash so
 /// that its relative asset URLs resolve inside it).
@@ -24,26 +27,62 @@ pub const UI_PATH: &str = "/trd/docs/";
 struct ErrorResponses {
     schema: fn() -> std::borrow::Cow<'static, str>,
     description: &'static str,
+    content_type: &'static str,
 }
 
 /// The TRD contract's errors (and those of the faces that answer in TRD's shape).
 const TRD_ERRORS: ErrorResponses = ErrorResponses {
     schema: ErrorBody::name,
     description: "An error: `{\"error\": {\"status\", \"reason\", \"message\"}}`",
+    content_type: "application/json",
 };
 
 /// Errors as Speechmatics clients read them.
 const SPEECHMATICS_ERRORS: ErrorResponses = ErrorResponses {
     schema: SmErrorBody::name,
     description: "An error: `{\"code\", \"error\", \"detail\"}`",
+    content_type: "application/json",
 };
+
+/// Errors as OpenAI's SDKs read them.
+const OPENAI_ERRORS: ErrorResponses = ErrorResponses {
+    schema: OpenAiErrorBody::name,
+    description: "An error: `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`",
+    content_type: "application/json",
+};
+
+/// Errors as whisper-asr-webservice (FastAPI) answers them.
+const WHISPER_ERRORS: ErrorResponses = ErrorResponses {
+    schema: WhisperErrorBody::name,
+    description: "An error: `{\"detail\"}`",
+    content_type: "application/json",
+};
+
+/// Errors as the DeepSpeech REST server answers them.
+const DEEPSPEECH_ERRORS: ErrorResponses = ErrorResponses {
+    schema: DsErrorBody::name,
+    description: "An error: `{\"exception\", \"status\", \"error\"}`",
+    content_type: "application/json",
+};
+
+/// UWebASR writes errors inside the format asked for (`# 400 Unknown format` in plain text).
+const UWEBASR_ERRORS: ErrorResponses = ErrorResponses {
+    schema: UwErrorText::name,
+    description: "An error, written in the format asked for",
+    content_type: "text/plain",
+};
+
+/// An error in UWebASR's plaintext format.
+#[derive(ToSchema)]
+#[schema(as = UWebAsrError, value_type = String, example = "# 400 Unknown format")]
+pub struct UwErrorText(#[allow(dead_code)] String);
 
 impl Modify for ErrorResponses {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let response = ResponseBuilder::new()
             .description(self.description)
             .content(
-                "application/json",
+                self.content_type,
                 ContentBuilder::new()
                     .schema(Some(Ref::from_schema_name((self.schema)())))
                     .build(),
@@ -80,6 +119,7 @@ impl Modify for ErrorResponses {
         crate::faces::trd::audiofile::delete_file,
         crate::faces::trd::audiofile::delete_batch,
         crate::faces::trd::upload::upload,
+        crate::faces::trd::recognize::recognize,
         crate::faces::trd::transcription::start_one,
         crate::faces::trd::transcription::start_batch,
         crate::faces::trd::transcription::stop_one,
@@ -127,14 +167,57 @@ struct ApiDoc;
         crate::faces::deepspeech::refresh_v1,
         crate::faces::nanotrix::access_token,
         crate::faces::nanotrix::ntx_token,
+        crate::faces::nanotrix::file::v2t,
     ),
     modifiers(&TRD_ERRORS),
     tags(
-        (name = "deepspeech", description = "DeepSpeech REST users and tokens"),
-        (name = "nanotrix", description = "Nanotrix log-in and task tokens"),
+        (name = "deepspeech", description = "DeepSpeech REST users, tokens and recognition"),
+        (name = "nanotrix", description = "Nanotrix log-in, task tokens and file recognition"),
     )
 )]
 struct RootDoc;
+
+/// DeepSpeech REST recognition, answering errors in that server's shape.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        crate::faces::deepspeech::stt::stt,
+        crate::faces::deepspeech::stt::stt_v1,
+    ),
+    components(schemas(DsErrorBody)),
+    modifiers(&DEEPSPEECH_ERRORS)
+)]
+struct DeepSpeechDoc;
+
+/// OpenAI's audio transcription API.
+#[derive(OpenApi)]
+#[openapi(
+    paths(crate::faces::openai::transcriptions, crate::faces::openai::models),
+    components(schemas(OpenAiErrorBody)),
+    modifiers(&OPENAI_ERRORS),
+    tags((name = "openai", description = "OpenAI's audio transcriptions and model list"))
+)]
+struct OpenAiDoc;
+
+/// whisper-asr-webservice's API.
+#[derive(OpenApi)]
+#[openapi(
+    paths(crate::faces::whisper::asr, crate::faces::whisper::detect_language),
+    components(schemas(WhisperErrorBody)),
+    modifiers(&WHISPER_ERRORS),
+    tags((name = "whisper", description = "whisper-asr-webservice's /asr and /detect-language"))
+)]
+struct WhisperDoc;
+
+/// UWebASR's HTTP API.
+#[derive(OpenApi)]
+#[openapi(
+    paths(crate::faces::uwebasr::post_audio, crate::faces::uwebasr::get_url),
+    components(schemas(UwErrorText)),
+    modifiers(&UWEBASR_ERRORS),
+    tags((name = "uwebasr", description = "UWebASR's HTTP API (POST audio or GET ?url=)"))
+)]
+struct UWebAsrDoc;
 
 /// The Speechmatics batch jobs API, `/v2` and the appliance's v1 paths.
 #[derive(OpenApi)]
@@ -210,6 +293,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.paths = paths;
     doc.merge(RootDoc::openapi());
     doc.merge(SpeechmaticsDoc::openapi());
+    doc.merge(DeepSpeechDoc::openapi());
+    doc.merge(OpenAiDoc::openapi());
+    doc.merge(WhisperDoc::openapi());
+    doc.merge(UWebAsrDoc::openapi());
     doc
 }
 

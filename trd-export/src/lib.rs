@@ -14,6 +14,11 @@
 //!   extended with word confidence).
 //! - [`json_v2`]: Speechmatics' `json-v2` document, a typed value rather than bytes, since the
 //!   Speechmatics face needs the job's details and request beside the segments.
+//! - The recognize-now faces' own formats, each written so that the document for the first
+//!   segments is the beginning of the whole one (they stream): [`openai`] (json,
+//!   verbose_json, stream events), [`plain`] (the words only), [`uwebasr`] (word-per-line
+//!   JSON, SpeechCloud events, errors in each format), [`whisper`] (tsv, Whisper's JSON),
+//!   [`nanotrix`] (engine-stream NDJSON).
 //! - [`openai`]: OpenAI's transcription shapes (`json`, `verbose_json`, streamed events).
 //!
 //! Errors travel inside each format, the way the format allows (a `#` line in text, a `NOTE` in
@@ -27,13 +32,19 @@ use trd_core::domain::{AudioFile, Segment};
 
 mod csv;
 pub mod json_v2;
+pub mod nanotrix;
 pub mod openai;
+pub mod plain;
 mod srt;
+#[cfg(test)]
+mod test_support;
 mod time;
 mod trs;
 mod txt;
+pub mod uwebasr;
 mod view;
 mod vtt;
+pub mod whisper;
 
 /// Why a format could not be chosen or an export could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -153,11 +153,12 @@ fn seconds(value: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use mongodb::bson::{oid::ObjectId, DateTime};
+    use mongodb::bson::oid::ObjectId;
     use serde_json::json;
-    use trd_core::domain::{AudioChannel, Control, SegmentStatus, Status, Word};
+    use trd_core::domain::{SegmentStatus, Word};
 
     use super::*;
+    use crate::test_support::file;
 
     fn segment(words: &[(&str, f64, f64)], status: SegmentStatus, score: u32) -> Segment {
         Segment {
@@ -182,33 +183,6 @@ mod tests {
             reason: Some("engine crashed".into()),
             lease: None,
             heard: None,
-        }
-    }
-
-    fn file() -> AudioFile {
-        AudioFile {
-            id: ObjectId::new(),
-            batch: None,
-            filename: "a.wav".into(),
-            format: "wav".into(),
-            size: 1,
-            md5: String::new(),
-            create_date: DateTime::now(),
-            last_update: DateTime::now(),
-            control: Control::Finished,
-            status: Status::Recognized,
-            info: None,
-            audio_channels: Some(vec![AudioChannel {
-                bandwidth: "8000".into(),
-                channel: 1,
-                duration: 4.25,
-            }]),
-            error: None,
-            total_segments: None,
-            total_speech: None,
-            options: Default::default(),
-            warnings: Vec::new(),
-            lease: None,
         }
     }
 

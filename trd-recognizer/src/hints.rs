@@ -5,6 +5,9 @@
 //! that contains hinted phrases when its score is close to the best: each hinted phrase found
 //! is worth [`BOOST`] points of score. Readings differ mostly where the engine hesitated, so
 //! this flips exactly the uncertain words towards the expected ones and leaves the rest alone.
+//!
+//! Words to avoid (a DeepSpeech hot word with a negative boost) work the other way round: a
+//! reading loses [`BOOST`] points per avoided phrase it contains.
 
 /// Score a reading gains per hinted phrase it contains. Vosk's n-best scores are summed
 /// log-likelihoods; readings within a few points of each other are near-ties.
@@ -19,30 +22,41 @@ pub struct Hints {
     /// Phrases with spaces removed: word spacing varies between readings (and in Korean is a
     /// convention rather than content), so phrases match regardless of it.
     phrases: Vec<String>,
+    /// Phrases a reading is better without, spaces removed likewise.
+    avoided: Vec<String>,
 }
 
 impl Hints {
     pub fn new(phrases: &[String]) -> Self {
-        Self {
-            phrases: phrases
-                .iter()
+        Self::with_avoided(phrases, &[])
+    }
+
+    /// Hinted phrases, and phrases to avoid.
+    pub fn with_avoided(phrases: &[String], avoided: &[String]) -> Self {
+        let prepared = |list: &[String]| {
+            list.iter()
                 .map(|p| without_spaces(p))
                 .filter(|p| !p.is_empty())
-                .collect(),
+                .collect()
+        };
+        Self {
+            phrases: prepared(phrases),
+            avoided: prepared(avoided),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.phrases.is_empty()
+        self.phrases.is_empty() && self.avoided.is_empty()
     }
 
     /// How many hinted phrases `text` contains (each counted once).
     pub fn found_in(&self, text: &str) -> usize {
-        let text = without_spaces(text);
-        self.phrases
-            .iter()
-            .filter(|p| text.contains(p.as_str()))
-            .count()
+        count_in(&self.phrases, text)
+    }
+
+    /// The score `text` gains (hinted phrases) and loses (avoided ones).
+    fn adjustment(&self, text: &str) -> f64 {
+        BOOST * (count_in(&self.phrases, text) as f64 - count_in(&self.avoided, text) as f64)
     }
 
     /// Index of the reading to keep among `(score, text)` readings, best first.
@@ -50,7 +64,7 @@ impl Hints {
         readings
             .iter()
             .enumerate()
-            .map(|(i, (score, text))| (i, score + BOOST * self.found_in(text) as f64))
+            .map(|(i, (score, text))| (i, score + self.adjustment(text)))
             // Ties keep the engine's order.
             .fold(None::<(usize, f64)>, |best, (i, s)| match best {
                 Some((_, b)) if b >= s => best,
@@ -72,6 +86,11 @@ pub fn unknown_words(phrases: &[String], mut knows_word: impl FnMut(&str) -> boo
     unknown.sort();
     unknown.dedup();
     unknown
+}
+
+fn count_in(phrases: &[String], text: &str) -> usize {
+    let text = without_spaces(text);
+    phrases.iter().filter(|p| text.contains(p.as_str())).count()
 }
 
 fn without_spaces(s: &str) -> String {
@@ -105,6 +124,16 @@ mod tests {
         assert_eq!(hints.found_in("많이 쓴다고 동"), 1);
         assert_eq!(hints.found_in("많이 씁니다"), 0);
         assert!(Hints::new(&[" ".into()]).is_empty());
+    }
+
+    #[test]
+    fn a_close_reading_without_an_avoided_word_wins() {
+        let hints = Hints::with_avoided(&[], &["종류".into()]);
+        assert!(!hints.is_empty());
+        let r = readings(&[(808.0, "의 종류 인"), (807.4, "의 동료 인")]);
+        assert_eq!(hints.choose(&r), 1);
+        let far = readings(&[(808.0, "의 종류 인"), (790.0, "의 동료 인")]);
+        assert_eq!(hints.choose(&far), 0);
     }
 
     #[test]

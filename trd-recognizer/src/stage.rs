@@ -146,7 +146,10 @@ async fn recognize_run(
     };
 
     let rate = ctx.settings.sample_rate;
-    let hints = Arc::new(Hints::new(&record.options.hints));
+    let hints = Arc::new(Hints::with_avoided(
+        &record.options.hints,
+        &record.options.avoided_words,
+    ));
     let mut recognizer = None;
     for (i, s) in run[..=last].iter().enumerate() {
         if ctx.shutdown.is_cancelled() {

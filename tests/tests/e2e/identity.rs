@@ -50,6 +50,12 @@ fn need(method: &str, path: &str) -> Need {
         {
             Need::Operate
         }
+        // The recognize-now faces: listing models reads; recognizing (even by GET, UWebASR's
+        // `?url=`) does work.
+        ("get", "/v1/models") => Need::Read,
+        ("post", "/v1/audio/transcriptions" | "/asr" | "/detect-language") => Need::Operate,
+        ("post", "/api/stt/http" | "/api/v1/stt/http" | "/api/v1/file/v2t") => Need::Operate,
+        ("get" | "post", "/api/v2/{app_id}") => Need::Operate,
         _ => panic!("the identity table does not know {method} {path}"),
     }
 }
@@ -70,7 +76,8 @@ async fn operations(app: &TestApp) -> Vec<(Method, String, Need)> {
                 .replace("{collection}", "audiofiles")
                 .replace("{name}", "nobody")
                 .replace("{version}", "v1")
-                .replace("{user_id}", "1");
+                .replace("{user_id}", "1")
+                .replace("{app_id}", "generic/ko");
             if concrete.contains("/validate/") {
                 concrete.push_str("?timeout=0.2");
             }

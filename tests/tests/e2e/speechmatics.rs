@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use trd_tests::app::{spawn_app, TestApp, Workers};
 use trd_tests::data;
-use trd_tests::receiver::Receiver;
+use trd_tests::receiver::{serve_file, Receiver};
 use trd_tests::tools::{python_json, tool};
 
 const SDK: &str = include_str!("../../scripts/speechmatics_sdk.py");
@@ -54,48 +54,6 @@ async fn trd_words(app: &TestApp, id: &str) -> Vec<String> {
         .flat_map(|s| s["words"].as_array().unwrap().clone())
         .map(|w| w["text"].as_str().unwrap().to_owned())
         .collect()
-}
-
-/// Serves `file` to every GET that carries `Authorization: Bearer fetch-secret` (403
-/// otherwise) on a loopback port, for `fetch_data`; returns its URL.
-async fn serve_file(file: PathBuf) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let bytes = std::fs::read(&file).unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let bytes = bytes.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                let request = String::from_utf8_lossy(&request).to_lowercase();
-                let head = if request.contains("authorization: bearer fetch-secret") {
-                    format!("HTTP/1.1 200 OK\r\ncontent-type: audio/wav\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", bytes.len())
-                } else {
-                    "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                        .to_owned()
-                };
-                let _ = socket.write_all(head.as_bytes()).await;
-                if head.starts_with("HTTP/1.1 200") {
-                    let _ = socket.write_all(&bytes).await;
-                }
-            });
-        }
-    });
-    format!(
-        "http://{addr}/calls/{}",
-        file.file_name().unwrap().to_string_lossy()
-    )
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Value {
@@ -350,7 +308,7 @@ async fn the_v1_paths_and_refusals_speak_the_vendors_shapes() {
     );
 
     // `fetch_data`: the audio downloaded from the caller's URL, with the caller's header.
-    let fetched_url = serve_file(clip()).await;
+    let fetched_url = serve_file(clip(), Some("Bearer fetch-secret")).await;
     let fetch = |headers: Value| {
         let config = json!({"type": "transcription", "transcription_config": {"language": "ko"},
             "fetch_data": {"url": fetched_url, "auth_headers": headers}});

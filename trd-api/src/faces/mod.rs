@@ -5,11 +5,13 @@
 //!
 //! - [`trd`]: TRD's own folder-batch API under `/trd` (`../shared/reference/trd-api.md`), with
 //!   its key, user and audit routes.
-//! - [`deepspeech`]: the DeepSpeech REST API's users and tokens (both route layouts).
-//! - [`nanotrix`]: Nanotrix log-in and task tokens.
+//! - [`deepspeech`]: the DeepSpeech REST API's users, tokens and HTTP recognition (both
+//!   route layouts).
+//! - [`nanotrix`]: Nanotrix log-in, task tokens and the file recognition API.
 //! - [`speechmatics`]: the Speechmatics batch jobs API.
 //! - [`now`]: what the recognize-now faces share (admission, storage, streamed bodies), and
-//!   the faces themselves: [`openai`].
+//!   the faces themselves: [`openai`], [`whisper`] (whisper-asr-webservice), [`uwebasr`];
+//!   DeepSpeech's, Nanotrix's and TRD's (`/trd/recognize`) live with the rest of those faces.
 
 pub mod deepspeech;
 pub mod nanotrix;
@@ -17,3 +19,5 @@ pub mod now;
 pub mod openai;
 pub mod speechmatics;
 pub mod trd;
+pub mod uwebasr;
+pub mod whisper;

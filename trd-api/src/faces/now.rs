@@ -236,3 +236,21 @@ where
         response.ok()
     }
 }
+
+/// Answers `error` with a face's own error `body`: the error's status and headers
+/// (`Retry-After`), and a 5xx logged with its causes.
+pub fn error_response<B: serde::Serialize>(
+    req: &Request<'_>,
+    error: &ApiError,
+    body: B,
+) -> response::Result<'static> {
+    let status = error.status();
+    if status.code >= 500 {
+        tracing::error!(uri = %req.uri(), error = %error.message(), "request failed");
+    }
+    let mut response = Response::build_from(rocket::serde::json::Json(body).respond_to(req)?);
+    for header in error.headers() {
+        response.header(header);
+    }
+    response.status(status).ok()
+}

@@ -68,12 +68,14 @@ impl ResponseFormat {
             "srt" => Self::Srt,
             "vtt" => Self::Vtt,
             "verbose_json" => Self::VerboseJson,
-            other => return Err(OpenAiError::invalid(
-                format!(
+            other => {
+                return Err(OpenAiError::invalid(
+                    format!(
                     "response_format '{other}' is not one of json, text, srt, vtt, verbose_json"
                 ),
-                "response_format",
-            )),
+                    "response_format",
+                ))
+            }
         })
     }
 }
@@ -369,16 +371,8 @@ impl From<crate::jobs::JobError> for OpenAiError {
 
 impl<'r> Responder<'r, 'static> for OpenAiError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let status = self.0.status();
-        let message = self.0.message();
-        if status.code >= 500 {
-            tracing::error!(uri = %req.uri(), error = %message, "request failed");
-        }
-        let body = OpenAiErrorBody::new(status, message, self.1.map(str::to_owned));
-        let mut response = response::Response::build_from(Json(body).respond_to(req)?);
-        for header in self.0.headers() {
-            response.header(header);
-        }
-        response.status(status).ok()
+        let body =
+            OpenAiErrorBody::new(self.0.status(), self.0.message(), self.1.map(str::to_owned));
+        now::error_response(req, &self.0, body)
     }
 }

@@ -128,21 +128,19 @@ impl Jobs {
                 url.len()
             ));
         }
-        if options.hints.len() > MAX_HINTS {
-            return invalid(format!(
-                "{} hints.words: at most {MAX_HINTS}",
-                options.hints.len()
-            ));
-        }
-        if let Some(hint) = options
-            .hints
-            .iter()
-            .find(|h| h.chars().count() > MAX_HINT_CHARS)
-        {
-            return invalid(format!(
-                "the hint '{}…' is longer than {MAX_HINT_CHARS} characters",
-                hint.chars().take(20).collect::<String>()
-            ));
+        for (name, words) in [
+            ("hints.words", &options.hints),
+            ("avoided words", &options.avoided_words),
+        ] {
+            if words.len() > MAX_HINTS {
+                return invalid(format!("{} {name}: at most {MAX_HINTS}", words.len()));
+            }
+            if let Some(hint) = words.iter().find(|h| h.chars().count() > MAX_HINT_CHARS) {
+                return invalid(format!(
+                    "the word '{}…' is longer than {MAX_HINT_CHARS} characters",
+                    hint.chars().take(20).collect::<String>()
+                ));
+            }
         }
         self.check_webhook_targets(&targets).await?;
         Ok(CheckedOptions(options))

@@ -118,6 +118,10 @@ pub struct StartOptions {
     /// Vocabulary hints (`hints.words`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hints: Vec<String>,
+    /// Words the recognizer should rather not hear: among near-tie readings, one without them
+    /// wins (a DeepSpeech hot word with a negative boost).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub avoided_words: Vec<String>,
     /// Webhook URLs to notify when the file ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<String>,

@@ -3,13 +3,10 @@
 //! `notification`, `callback`). With `config.fetch_data` instead of a file, TRD downloads the
 //! audio itself, through the webhook allow-list and within the upload size limit.
 
-use std::time::Duration;
-
 use rocket::form::{Errors, Form};
 use rocket::fs::TempFile;
 use rocket::FromForm;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
 use super::config::{FetchData, JobConfig, Notification};
@@ -17,10 +14,9 @@ use super::error::{SmError, SmResult};
 use super::job::{LegacyNote, Note, Submission};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::fetch::FetchError;
 use crate::jobs::Audio;
 use crate::shapes::Binary;
-use crate::webhooks::allow::AllowList;
-use crate::webhooks::deliver::checked_client;
 
 /// `POST /v2/jobs` (and the v1 submit): multipart.
 #[derive(FromForm, ToSchema)]
@@ -200,79 +196,16 @@ fn base_name(name: &str, fallback: &str) -> String {
     }
 }
 
-/// The longest a `fetch_data` download may take, whole: long enough for a large recording
-/// over a slow link, bounded so a stalled server cannot hold the request for ever.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// Downloads `fetch.url` into the spool: only a target webhooks may reach, at most
-/// `upload_limit_bytes`, within [`FETCH_TIMEOUT`] (or the webhook time limit, if longer).
+/// Downloads `fetch.url` (with its `auth_headers`) into the spool, through the allow-list.
 async fn fetch_audio(app: &App, fetch: &FetchData) -> SmResult<std::path::PathBuf> {
-    let refused =
-        |why: String| SmError::bad_request(format!("fetch_data.url '{}': {why}", fetch.url));
-    let url = reqwest::Url::parse(&fetch.url).map_err(|e| refused(e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(refused("must be an http:// or https:// URL".into()));
-    }
-    let allow = AllowList::new(&app.settings.webhook_allow);
-    let timeout = Duration::from_millis(app.settings.webhook_timeout_ms).max(FETCH_TIMEOUT);
-    let client = checked_client(&allow, &url, "", timeout)
+    crate::fetch::download(app, &fetch.url, &fetch.auth_headers)
         .await
-        .map_err(|e| refused(e.to_string()))?;
-    let mut request = client.get(url);
-    for header in &fetch.auth_headers {
-        let Some((name, value)) = header.split_once(':') else {
-            return Err(refused(format!(
-                "auth header '{header}' is not 'Name: value'"
-            )));
-        };
-        request = request.header(name.trim(), value.trim());
-    }
-    let mut response = request
-        .send()
-        .await
-        .map_err(|e| refused(format!("could not be fetched: {e}")))?;
-    if !response.status().is_success() {
-        return Err(refused(format!("answered {}", response.status())));
-    }
-    let limit = app.settings.upload_limit_bytes;
-    let too_large = || {
-        SmError::Api(ApiError::PayloadTooLarge(format!(
-            "fetch_data.url '{}' holds more than the size limit of {limit} bytes",
-            fetch.url
-        )))
-    };
-    if response.content_length().is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let path = app.jobs.spool_path();
-    let written = async {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        let mut file = tokio::fs::File::create(&path).await?;
-        let mut size = 0u64;
-        while let Some(chunk) = response.chunk().await.map_err(std::io::Error::other)? {
-            size += chunk.len() as u64;
-            if size > limit {
-                return Ok(false);
+        .map_err(|e| match e {
+            FetchError::TooLarge { .. } => {
+                SmError::Api(ApiError::PayloadTooLarge(format!("fetch_data.url {e}")))
             }
-            file.write_all(&chunk).await?;
-        }
-        file.flush().await?;
-        Ok::<_, std::io::Error>(true)
-    }
-    .await;
-    match written {
-        Ok(true) => Ok(path),
-        Ok(false) => {
-            let _ = tokio::fs::remove_file(&path).await;
-            Err(too_large())
-        }
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&path).await;
-            Err(refused(format!("the download failed: {e}")))
-        }
-    }
+            FetchError::Refused { .. } => SmError::bad_request(format!("fetch_data.url {e}")),
+        })
 }
 
 #[cfg(test)]

@@ -6,11 +6,13 @@
 //! - [`transcription`]: start, stop, reset, status and results;
 //! - [`start_query`]: the start parameters (`lm.uri`, `hints.words`, `webhook`…);
 //! - [`webhook`]: `whoami` and the validation of callback targets;
-//! - [`query`]: raw records as newline-delimited JSON.
+//! - [`query`]: raw records as newline-delimited JSON;
+//! - [`recognize`]: one file recognized while the caller waits.
 
 pub mod audiofile;
 pub mod auth;
 pub mod query;
+pub mod recognize;
 pub mod start_query;
 pub mod transcription;
 pub mod upload;
@@ -44,6 +46,7 @@ pub fn routes() -> Vec<rocket::Route> {
         transcription::result_batch,
         query::query_collection,
         upload::upload,
+        recognize::recognize,
         webhook::whoami,
         webhook::validate_get,
         webhook::validate_post,

@@ -1,6 +1,7 @@
 //! Nanotrix's identity routes (`../shared/seeds/003_…`): log in for an access token, then
 //! extend it into a task token (`ntx-token`) that expires with it. Both are JWTs; either is
-//! accepted in the `ntx-token` header or the `?ntx-token=` query parameter.
+//! accepted in the `ntx-token` header or the `?ntx-token=` query parameter. The file
+//! recognition API (`/api/v1/file/v2t`) is [`file`].
 
 use rocket::serde::json::{self, Json};
 use rocket::{post, State};
@@ -15,8 +16,12 @@ use crate::identity::users::{self, Credentials};
 use crate::identity::Caller;
 use crate::shapes::RecordUrls;
 
+pub mod file;
+
 pub fn routes() -> Vec<rocket::Route> {
-    rocket::routes![access_token, ntx_token]
+    let mut routes = rocket::routes![access_token, ntx_token];
+    routes.extend(file::routes());
+    routes
 }
 
 #[derive(Debug, Serialize, ToSchema)]
