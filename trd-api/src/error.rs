@@ -137,7 +137,7 @@ impl From<JobError> for ApiError {
                 ApiError::BadRequest(e.to_string())
             }
             JobError::EmptyAudio => ApiError::BadRequest(e.to_string()),
-            JobError::Busy { retry_after } => ApiError::Busy {
+            JobError::Busy { retry_after } | JobError::NoWorker { retry_after, .. } => ApiError::Busy {
                 message: e.to_string(),
                 retry_after,
             },

@@ -323,6 +323,12 @@ mod tests {
             "/store/",
             "/v2/jobs",
             "/{version}/user/",
+            "/api/stt/",
+            "/api/v2/",
+            "/v1/audio/",
+            "/v1/models",
+            "/asr",
+            "/detect-language",
         ];
         for (path, item) in &doc.paths.paths {
             assert!(

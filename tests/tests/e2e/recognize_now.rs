@@ -700,3 +700,63 @@ async fn every_face_answers_with_the_batch_text() {
     )
     .await;
 }
+
+/// Requests a client gets wrong are answered 4xx in each face's shape, promptly: a file part
+/// without a name, a part that is not audio, no part at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_requests_are_client_errors() {
+    let app = spawn_app(Workers::InProcess).await;
+    let http = app.admin();
+    let nameless = |field: &str| {
+        reqwest::multipart::Form::new().part(
+            field.to_owned(),
+            reqwest::multipart::Part::bytes(b"null".to_vec()),
+        )
+    };
+    for (path, field) in [
+        ("/v1/audio/transcriptions", "file"),
+        ("/asr", "audio_file"),
+        ("/api/stt/http", "audio"),
+        ("/api/v1/file/v2t", "file"),
+        ("/trd/recognize", "file"),
+    ] {
+        let started = Instant::now();
+        let response = http
+            .post(app.url(path))
+            .multipart(nameless(field))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{path}");
+        let empty = http
+            .post(app.url(path))
+            .multipart(reqwest::multipart::Form::new())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(empty.status(), 400, "{path}");
+    }
+    for body in [b"null".to_vec(), b"[]".to_vec()] {
+        let response = http
+            .post(app.url("/api/v2/generic/ko"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 400, "{text}");
+        assert!(text.starts_with("# 400 "), "{text}");
+    }
+    let no_url = http.get(app.url("/api/v2/0?url=")).send().await.unwrap();
+    assert_eq!(no_url.status(), 404, "no model is named 0");
+    let no_url = http.get(app.url("/api/v2/ko?url=")).send().await.unwrap();
+    assert_eq!(no_url.status(), 400);
+    app.eventually("temporary jobs deleted", Duration::from_secs(10), || async {
+        (leftovers(&app).await == (0, 0, 0, 0)).then_some(())
+    })
+    .await;
+}

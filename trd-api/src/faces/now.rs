@@ -92,16 +92,34 @@ pub async fn spooled(
     let name = part
         .raw_name()
         .map(|n| n.dangerous_unsafe_unsanitized_raw().as_str().to_owned());
+    Ok((Audio::Spooled(spool_part(app, part).await?), name))
+}
+
+/// Moves an uploaded part into the spool; its path there.
+pub async fn spool_part(
+    app: &App,
+    part: &mut rocket::fs::TempFile<'_>,
+) -> ApiResult<std::path::PathBuf> {
     let path = app.jobs.spool_path();
-    part.move_copy_to(&path)
-        .await
-        .map_err(|e| ApiError::internal("storing the upload", e))?;
-    Ok((Audio::Spooled(path), name))
+    // A small part Rocket kept in memory has no path. `move_copy_to` would write it and then
+    // delete what it wrote (it removes the "temporary" file it just created), so such a part
+    // is written with `persist_to`, which for a part in memory only writes it.
+    let stored = if part.path().is_none() {
+        part.persist_to(&path).await
+    } else {
+        part.move_copy_to(&path).await
+    };
+    stored.map_err(|e| ApiError::internal("storing the upload", e))?;
+    Ok(path)
 }
 
 /// A form that did not parse: 413 over the size limit, 400 otherwise.
 pub fn form_error(app: &App, errors: rocket::form::Errors<'_>) -> ApiError {
-    if errors.status().code == 413 {
+    // Only the body's size makes a 413; Rocket also says 413 for a malformed empty body.
+    let too_large = errors.iter().any(|e| {
+        e.status().code == 413 && matches!(e.kind, rocket::form::error::ErrorKind::Multipart(_))
+    });
+    if too_large {
         ApiError::PayloadTooLarge(format!(
             "the upload exceeds the size limit of {} bytes (setting `upload_limit_bytes`)",
             app.settings.upload_limit_bytes

@@ -33,6 +33,12 @@ pub enum JobError {
     /// Every interactive slot is taken: try again after `retry_after` seconds.
     #[error("every recognition slot is busy; try again in {retry_after} s")]
     Busy { retry_after: u64 },
+    /// No worker took an interactive job in time.
+    #[error("no worker took the request within {} s; try again in {retry_after} s", .waited.as_secs())]
+    NoWorker {
+        waited: std::time::Duration,
+        retry_after: u64,
+    },
     #[error("the audio is empty")]
     EmptyAudio,
     /// The job ended FAILED (the audio could not be decoded, a stage gave up).

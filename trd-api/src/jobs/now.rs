@@ -34,6 +34,11 @@ const POLL_EVERY: Duration = Duration::from_millis(100);
 /// What a client is told to wait before trying again when every slot is taken.
 pub const RETRY_AFTER_SECONDS: u64 = 2;
 
+/// How long a request waits for a normalizer to take its job. Normalizers keep slots for the
+/// interactive lane, so only a service without a free normalizer (none running, all stuck)
+/// leaves a job waiting this long; the client hears 503 rather than waiting for ever.
+const PICKUP_WAIT: Duration = Duration::from_secs(30);
+
 /// The interactive requests one API process serves at once (`interactive_in_flight`).
 #[derive(Clone)]
 pub struct InteractiveSlots(Arc<Semaphore>);
@@ -219,6 +224,12 @@ impl LiveJob {
             }
             if record.status >= Status::Normalized {
                 return Ok(record);
+            }
+            if record.status == Status::Initial && self.started.elapsed() > PICKUP_WAIT {
+                return Err(JobError::NoWorker {
+                    waited: PICKUP_WAIT,
+                    retry_after: RETRY_AFTER_SECONDS,
+                });
             }
             tokio::time::sleep(POLL_EVERY).await;
         }

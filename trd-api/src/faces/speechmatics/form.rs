@@ -150,10 +150,7 @@ pub async fn submission(
                 .raw_name()
                 .map(|n| n.dangerous_unsafe_unsanitized_raw().as_str().to_owned())
                 .unwrap_or_default();
-            let spooled = app.jobs.spool_path();
-            file.move_copy_to(&spooled)
-                .await
-                .map_err(|e| ApiError::internal("storing the upload", e))?;
+            let spooled = crate::faces::now::spool_part(app, file).await?;
             (Audio::Spooled(spooled), base_name(&name, "data_file"))
         }
         (None, Some(fetch)) => {

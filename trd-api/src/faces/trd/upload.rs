@@ -77,10 +77,7 @@ pub async fn upload(
             batch: batch.clone(),
             filename: FileName::parse(&raw)?,
         };
-        let spooled = app.jobs.spool_path();
-        file.move_copy_to(&spooled)
-            .await
-            .map_err(|e| ApiError::internal("storing the upload", e))?;
+        let spooled = crate::faces::now::spool_part(app, file).await?;
         records.push(app.jobs.submit(&location, Audio::Spooled(spooled)).await?);
     }
     Ok(Json(urls.map(&records)))
