@@ -12,8 +12,10 @@
 //! - [`services`]: private MongoDB and RabbitMQ instances for tests that restart them.
 //! - [`fleet`]: worker processes a test kills (`kill -9`) and restarts.
 //! - [`turns`]: which tests run side by side and which run alone.
+//! - [`bench`]: what the benchmarks (`src/bin/bench_*.rs`) share.
 
 pub mod app;
+pub mod bench;
 pub mod cer;
 pub mod data;
 pub mod fixtures;

@@ -137,10 +137,12 @@ impl From<JobError> for ApiError {
                 ApiError::BadRequest(e.to_string())
             }
             JobError::EmptyAudio => ApiError::BadRequest(e.to_string()),
-            JobError::Busy { retry_after } | JobError::NoWorker { retry_after, .. } => ApiError::Busy {
-                message: e.to_string(),
-                retry_after,
-            },
+            JobError::Busy { retry_after } | JobError::NoWorker { retry_after, .. } => {
+                ApiError::Busy {
+                    message: e.to_string(),
+                    retry_after,
+                }
+            }
             // The normalizer fails a file it cannot decode: the audio is the client's mistake.
             JobError::Failed { status, ref reason } if status <= FileStatus::Normalizing => {
                 ApiError::BadRequest(format!("the audio cannot be decoded: {reason}"))

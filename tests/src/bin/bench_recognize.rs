@@ -22,61 +22,15 @@
 //! `scripts/bench-recognizer` builds the release binaries, starts private services and runs
 //! this; see there.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use trd_tests::app::{bin_dir, configured_command, test_settings, worker_command};
+use trd_tests::bench::{
+    cpu_profile, cpu_seconds_by_command, median, model_dir, read_wav, reference_run, spread,
+    write_wav, Trd,
+};
 use trd_tests::data;
 
 const DIALOGUES: [&str; 3] = ["dlg_104_109", "dlg_104_110", "dlg_108_111_104"];
-
-struct Processes(Vec<Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// 16-bit PCM samples and the sample rate of a plain WAV file.
-fn read_wav(path: &Path) -> (Vec<u8>, u32) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let rate = u32::from_le_bytes(bytes[24..28].try_into().unwrap());
-    let mut at = 12;
-    while at + 8 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        if &bytes[at..at + 4] == b"data" {
-            let end = (at + 8 + len).min(bytes.len());
-            return (bytes[at + 8..end].to_vec(), rate);
-        }
-        at += 8 + len + (len & 1);
-    }
-    panic!("{}: no data chunk", path.display())
-}
-
-fn write_wav(path: &Path, pcm: &[u8], rate: u32) {
-    let mut out = Vec::with_capacity(44 + pcm.len());
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + pcm.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(pcm.len() as u32).to_le_bytes());
-    out.extend_from_slice(pcm);
-    std::fs::write(path, out).unwrap();
-}
 
 /// The batch's files and the long file, in `dir`; returns (batch files, long file, seconds of
 /// audio in each).
@@ -120,13 +74,6 @@ fn prepare_inputs(dir: &Path) -> (Vec<PathBuf>, PathBuf, f64, f64) {
     (copies, long_path, batch_seconds, long_seconds)
 }
 
-fn model_dir() -> PathBuf {
-    trd_core::Settings::default()
-        .model_dir("ko")
-        .expect("the default model is configured")
-        .to_path_buf()
-}
-
 /// The default model as downloaded: its lookahead graph only, without the static graph that
 /// `scripts/lib/compile-graph.sh` adds, as symbolic links in `scratch`. `None` when the model
 /// has only one graph.
@@ -148,162 +95,6 @@ fn downloaded_model(model: &Path, scratch: &Path) -> Option<PathBuf> {
     link_all_but(model, &copy, &["graph"]);
     link_all_but(&graph, &copy.join("graph"), &["HCLG.fst", "words.txt"]);
     Some(copy)
-}
-
-/// Wall seconds of one `vosk-transcriber` run.
-fn reference_run(model: &Path, input: &Path, output: &Path, tasks: usize) -> f64 {
-    let started = Instant::now();
-    let status = Command::new("vosk-transcriber")
-        .arg("-m")
-        .arg(model)
-        .arg("-i")
-        .arg(input)
-        .arg("-o")
-        .arg(output)
-        .args(["-t", "txt", "--tasks", &tasks.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("vosk-transcriber (pip install vosk==0.3.45; scripts/lib/provision-test.sh does)");
-    let took = started.elapsed().as_secs_f64();
-    assert!(status.success(), "vosk-transcriber failed: {status}");
-    took
-}
-
-struct Trd {
-    base: String,
-    http: reqwest::Client,
-    workdir: PathBuf,
-    _processes: Processes,
-}
-
-impl Trd {
-    async fn start(workdir: &Path) -> Self {
-        let mut settings = test_settings(workdir);
-        settings.worker_concurrency = 0; // every core
-        settings.rescan_interval_ms = 200;
-        settings.settle_ms = 200;
-        if let Some(seconds) = std::env::var("TRD_RECOGNITION_RUN_SECONDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            settings.recognition_run_seconds = seconds;
-        }
-        // Killed on drop, even when a later step panics.
-        let mut processes = Processes(Vec::new());
-        processes.0.push(
-            configured_command(&bin_dir().join("trd-api"), &settings)
-                .spawn()
-                .expect("the trd-api binary beside this one"),
-        );
-        for name in ["trd-normalizer", "trd-diarizer", "trd-recognizer"] {
-            processes.0.push(
-                worker_command(&settings, name)
-                    .spawn()
-                    .unwrap_or_else(|e| panic!("{name}: {e}")),
-            );
-        }
-        let trd = Self {
-            base: format!("http://127.0.0.1:{}", settings.port),
-            http: reqwest::Client::new(),
-            workdir: workdir.to_path_buf(),
-            _processes: processes,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while trd.list("none").await.is_none() {
-            assert!(Instant::now() < deadline, "the API did not come up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        trd
-    }
-
-    async fn list(&self, batch: &str) -> Option<Vec<Value>> {
-        let url = format!("{}/trd/audiofile/list/batch/{batch}", self.base);
-        let body: Value = self.http.get(url).send().await.ok()?.json().await.ok()?;
-        body.as_array().cloned()
-    }
-
-    /// Places `files` in a new batch and waits until all are registered.
-    async fn place(&self, batch: &str, files: &[PathBuf]) {
-        let dir = self.workdir.join(batch);
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in files {
-            std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
-        }
-        loop {
-            if self
-                .list(batch)
-                .await
-                .is_some_and(|l| l.len() == files.len())
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Seconds from the start request until every file of the batch is FINISHED.
-    async fn run(&self, batch: &str, query: &str) -> f64 {
-        let started = Instant::now();
-        let url = format!("{}/trd/transcription/start/batch/{batch}{query}", self.base);
-        let resp = self.http.get(url).send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), 200, "start {batch}");
-        loop {
-            let files = self.list(batch).await.unwrap_or_default();
-            if !files.is_empty() && files.iter().all(|f| f["control"] == "FINISHED") {
-                return started.elapsed().as_secs_f64();
-            }
-            if let Some(failed) = files.iter().find(|f| f["control"] == "FAILED") {
-                panic!("a file failed: {failed}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-/// CPU seconds used so far by every process on the machine, summed by command name: where a
-/// workload's time goes (recognizer, normalizer, diarizer, API, MongoDB, RabbitMQ…).
-fn cpu_seconds_by_command() -> BTreeMap<String, f64> {
-    // Linux reports these in clock ticks, 100 per second on every common configuration.
-    const TICKS_PER_SECOND: f64 = 100.0;
-    let mut totals = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return totals;
-    };
-    for entry in entries.flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid …`: the command may hold spaces, so split at the last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let command = stat[open + 1..close].to_owned();
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are the 14th and 15th fields of the whole line.
-        *totals.entry(command).or_insert(0.0) += (ticks(11) + ticks(12)) / TICKS_PER_SECOND;
-    }
-    totals
-}
-
-/// The processes that used at least half a CPU second between two snapshots, busiest first.
-fn cpu_profile(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
-    let mut used: Vec<(&String, f64)> = after
-        .iter()
-        .map(|(command, seconds)| (command, seconds - before.get(command).unwrap_or(&0.0)))
-        .filter(|(_, seconds)| *seconds >= 0.5)
-        .collect();
-    used.sort_by(|a, b| b.1.total_cmp(&a.1));
-    used.iter()
-        .map(|(command, seconds)| format!("{command} {seconds:.1}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// One measured workload: TRD's and the reference's wall seconds in each round.
@@ -329,23 +120,6 @@ impl Row {
     }
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    if sorted.len().is_multiple_of(2) {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    } else {
-        sorted[mid]
-    }
-}
-
-fn spread(values: &[f64]) -> String {
-    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!("{low:.2}–{high:.2}")
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -363,7 +137,7 @@ async fn main() {
 
     let workdir = scratch.path().join("workdir");
     std::fs::create_dir_all(&workdir).unwrap();
-    let trd = Trd::start(&workdir).await;
+    let trd = Trd::start(&workdir, |_| {}).await;
     // Models load lazily, once per process: a first file loads them outside the measurement.
     trd.place("warmup", &batch[3..4]).await;
     let warmup = trd.run("warmup", "").await;

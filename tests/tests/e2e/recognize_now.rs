@@ -755,8 +755,10 @@ async fn malformed_requests_are_client_errors() {
     assert_eq!(no_url.status(), 404, "no model is named 0");
     let no_url = http.get(app.url("/api/v2/ko?url=")).send().await.unwrap();
     assert_eq!(no_url.status(), 400);
-    app.eventually("temporary jobs deleted", Duration::from_secs(10), || async {
-        (leftovers(&app).await == (0, 0, 0, 0)).then_some(())
-    })
+    app.eventually(
+        "temporary jobs deleted",
+        Duration::from_secs(10),
+        || async { (leftovers(&app).await == (0, 0, 0, 0)).then_some(()) },
+    )
     .await;
 }
