@@ -180,13 +180,7 @@ async fn openai_sdk_transcribes_in_every_format() {
 
     // A language no model serves: 400 in OpenAI's shape, naming the parameter.
     let http = app.client_with_key(&key);
-    let form = reqwest::multipart::Form::new()
-        .text("model", "whisper-1")
-        .text("language", "xx")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(std::fs::read(&clip).unwrap()).file_name("a.wav"),
-        );
+    let form = openai_form(&PathBuf::from(&clip), "json").text("language", "xx");
     let response = http
         .post(app.url("/v1/audio/transcriptions"))
         .multipart(form)
@@ -199,13 +193,11 @@ async fn openai_sdk_transcribes_in_every_format() {
     assert_eq!(body["error"]["param"], "language", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("ko"));
     // Not audio: 400, before anything is sent.
-    let not_audio = reqwest::multipart::Form::new()
-        .text("model", "whisper-1")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(b"this is not audio at all".to_vec())
-                .file_name("notes.wav"),
-        );
+    // Outside the work directory, which the watcher registers.
+    let scratch = tempfile::tempdir().unwrap();
+    let notes = scratch.path().join("notes.wav");
+    std::fs::write(&notes, b"this is not audio at all").unwrap();
+    let not_audio = openai_form(&notes, "json");
     let response = http
         .post(app.url("/v1/audio/transcriptions"))
         .multipart(not_audio)

@@ -147,6 +147,19 @@ pub fn model_named(app: &App, name: Option<&str>) -> Option<String> {
     app.jobs.model_for_language(name).ok()
 }
 
+/// A prompt's words (OpenAI `prompt`, whisper `initial_prompt`), each a hint: punctuation
+/// stripped (the recognizer's words have none), lower case, at most 100.
+pub fn prompt_hints(prompt: &str) -> Vec<String> {
+    let mut words: Vec<String> = prompt
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.dedup();
+    words.truncate(100);
+    words
+}
+
 /// A transcript document written as the job's result grows.
 pub trait Document: Send + 'static {
     /// The document as far as `segments` go (the recognized segments no unrecognized one

@@ -128,7 +128,7 @@ pub async fn transcriptions(
     let language = model
         .clone()
         .unwrap_or_else(|| app.settings.default_model.clone());
-    let hints = form.prompt.as_deref().map(prompt_words).unwrap_or_default();
+    let hints = form.prompt.as_deref().map(now::prompt_hints).unwrap_or_default();
     let part = form.file.as_mut().expect("checked above");
     let (audio, name) = now::spooled(app, part).await?;
     let request = NowRequest {
@@ -243,21 +243,6 @@ fn sse(event: &StreamEvent) -> Vec<u8> {
 
 fn json(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).expect("transcription shapes serialise")
-}
-
-/// A prompt's words, each a hint (punctuation stripped; the recognizer's words have none).
-fn prompt_words(prompt: &str) -> Vec<String> {
-    let mut words: Vec<String> = prompt
-        .split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric())
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect();
-    words.dedup();
-    words.truncate(100);
-    words
 }
 
 /// The language a model id serves (`en-large` → `en`).

@@ -149,19 +149,8 @@ pub async fn post_audio(
         let _ = tokio::fs::remove_file(&path).await;
         return Err(fail(ApiError::BadRequest("Empty audio data".into())));
     }
-    let name = given.0.clone();
-    recognize(
-        app,
-        &who,
-        slot,
-        format,
-        model,
-        Audio::Spooled(path),
-        name,
-        keep,
-        batch,
-    )
-    .await
+    let audio = Spooled { path, name: given.0 };
+    recognize(app, &who, slot, format, model, audio, keep, batch).await
 }
 
 #[utoipa::path(
@@ -212,18 +201,14 @@ pub async fn get_url(
         return Err(fail(ApiError::BadRequest("Empty audio data".into())));
     }
     let name = url.rsplit('/').next().map(str::to_owned);
-    recognize(
-        app,
-        &who,
-        slot,
-        format,
-        model,
-        Audio::Spooled(path),
-        name,
-        keep,
-        batch,
-    )
-    .await
+    let audio = Spooled { path, name };
+    recognize(app, &who, slot, format, model, audio, keep, batch).await
+}
+
+/// The request's audio in the spool, and the name the client gave it.
+struct Spooled {
+    path: PathBuf,
+    name: Option<String>,
 }
 
 /// The model `app_id` names: its last component that is a model id, or a language a model
@@ -257,18 +242,18 @@ async fn recognize(
     slot: Slot,
     format: Format,
     model: String,
-    audio: Audio,
-    name: Option<String>,
+    audio: Spooled,
     keep: Option<bool>,
     batch: Option<&str>,
 ) -> Result<Streamed<futures::stream::BoxStream<'static, Vec<u8>>>, UwError> {
     let fail = |error: ApiError| UwError { format, error };
+    let Spooled { path, name } = audio;
     let location = now::kept_batch(keep, batch)
         .and_then(|kept| now::location(who, kept, name.as_deref()))
         .map_err(fail)?;
     let request = NowRequest {
         location,
-        audio,
+        audio: Audio::Spooled(path),
         options: StartOptions {
             model: Some(model),
             diarization: Some("none".to_owned()),

@@ -151,7 +151,7 @@ pub async fn asr(
         audio,
         options: StartOptions {
             model,
-            hints: initial_prompt.map(words).unwrap_or_default(),
+            hints: initial_prompt.map(now::prompt_hints).unwrap_or_default(),
             diarization: Some(if diarize { "speaker" } else { "none" }.to_owned()),
             min_speakers: min_speakers.filter(|_| diarize),
             max_speakers: max_speakers.filter(|_| diarize),
@@ -206,21 +206,6 @@ pub async fn asr(
         ],
         body,
     })
-}
-
-/// A prompt's words, each a hint.
-fn words(prompt: &str) -> Vec<String> {
-    let mut words: Vec<String> = prompt
-        .split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric())
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect();
-    words.dedup();
-    words.truncate(100);
-    words
 }
 
 /// `POST /detect-language`'s answer.

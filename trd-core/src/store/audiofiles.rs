@@ -414,6 +414,11 @@ impl Store {
             "status": stage.active_status().as_str(),
             "lease.until": {"$lt": DateTime::now()},
         };
+        self.audiofile_ids(filter).await
+    }
+
+    /// The ids of the records matching `filter`.
+    async fn audiofile_ids(&self, filter: Document) -> StoreResult<Vec<ObjectId>> {
         ids_of(
             self.audiofiles
                 .clone_with_type::<Document>()
@@ -437,16 +442,8 @@ impl Store {
     /// Temporary jobs whose server stopped pushing `discard_after` forward: their client went,
     /// or the API serving them died.
     pub async fn expired_temporary_jobs(&self) -> StoreResult<Vec<ObjectId>> {
-        let filter = doc! {"options.discard_after": {"$lt": DateTime::now()}};
-        ids_of(
-            self.audiofiles
-                .clone_with_type::<Document>()
-                .find(filter)
-                .projection(doc! {"_id": 1})
-                .await
-                .store()?,
-        )
-        .await
+        self.audiofile_ids(doc! {"options.discard_after": {"$lt": DateTime::now()}})
+            .await
     }
 
     /// Pushes a temporary job's `discard_after` to `until`; `false` when the job is gone.
