@@ -431,6 +431,26 @@ fn file_form(field: &str, file: &PathBuf) -> reqwest::multipart::Form {
     )
 }
 
+/// `curl` as the services' documentation calls it, on a blocking thread; what it printed.
+async fn curl(args: Vec<String>) -> String {
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new("curl")
+            .args(["--silent", "--show-error", "--fail-with-body", "-N"])
+            .args(&args)
+            .output()
+            .expect("curl runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "curl {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    })
+    .await
+    .unwrap()
+}
+
 async fn text_of(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, String) {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -482,6 +502,16 @@ async fn every_face_answers_with_the_batch_text() {
     assert_eq!(json["text"].as_str().unwrap(), expected);
     assert_eq!(json["language"], "ko");
     assert!(json["segments"][0]["start"].is_number());
+    // The way the service's README calls it.
+    let by_curl = curl(vec![
+        "-F".into(),
+        format!("audio_file=@{}", clip.display()),
+        "-H".into(),
+        format!("Authorization: Bearer {}", app.admin_key()),
+        app.url("/asr?output=txt"),
+    ])
+    .await;
+    assert_eq!(words(&by_curl), expected_words);
     let refused = post("/asr?output=docx")
         .multipart(file_form("audio_file", &clip))
         .send()
@@ -546,6 +576,18 @@ async fn every_face_answers_with_the_batch_text() {
         "one word per line: {json}"
     );
     let trs = trs.unwrap().text().await.unwrap();
+    // The seed's own example: `curl -X POST -N --data-binary @file '…?format=plaintext'`.
+    let by_curl = curl(vec![
+        "-X".into(),
+        "POST".into(),
+        "--data-binary".into(),
+        format!("@{}", clip.display()),
+        "-H".into(),
+        format!("Authorization: Bearer {}", app.admin_key()),
+        app.url("/api/v2/lindat/generic/ko?format=plaintext"),
+    ])
+    .await;
+    assert_eq!(words(&by_curl), expected_words);
     assert!(
         trs.contains("<Trans") && trs.contains(&expected_words[0]),
         "{trs}"
@@ -615,6 +657,21 @@ async fn every_face_answers_with_the_batch_text() {
         );
         assert!(answer["time"].as_f64().unwrap() > 0.0);
     }
+    // The seed's own example: curl with the JWT and a hot word.
+    let by_curl = curl(vec![
+        "-X".into(),
+        "POST".into(),
+        "-H".into(),
+        format!("Authorization: Bearer {jwt}"),
+        "-F".into(),
+        format!("audio=@{}", clip.display()),
+        "-F".into(),
+        "paris=-1000".into(),
+        app.url("/api/stt/http"),
+    ])
+    .await;
+    let by_curl: Value = serde_json::from_str(&by_curl).unwrap();
+    assert_eq!(by_curl["message"].as_str().unwrap(), expected);
     let missing = user
         .post(app.url("/api/stt/http"))
         .multipart(reqwest::multipart::Form::new().text("paris", "1"))

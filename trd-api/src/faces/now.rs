@@ -152,7 +152,10 @@ pub fn model_named(app: &App, name: Option<&str>) -> Option<String> {
 pub fn prompt_hints(prompt: &str) -> Vec<String> {
     let mut words: Vec<String> = prompt
         .split_whitespace()
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
         .filter(|w| !w.is_empty())
         .collect();
     words.dedup();

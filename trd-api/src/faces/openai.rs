@@ -128,7 +128,11 @@ pub async fn transcriptions(
     let language = model
         .clone()
         .unwrap_or_else(|| app.settings.default_model.clone());
-    let hints = form.prompt.as_deref().map(now::prompt_hints).unwrap_or_default();
+    let hints = form
+        .prompt
+        .as_deref()
+        .map(now::prompt_hints)
+        .unwrap_or_default();
     let part = form.file.as_mut().expect("checked above");
     let (audio, name) = now::spooled(app, part).await?;
     let request = NowRequest {

@@ -149,7 +149,10 @@ pub async fn post_audio(
         let _ = tokio::fs::remove_file(&path).await;
         return Err(fail(ApiError::BadRequest("Empty audio data".into())));
     }
-    let audio = Spooled { path, name: given.0 };
+    let audio = Spooled {
+        path,
+        name: given.0,
+    };
     recognize(app, &who, slot, format, model, audio, keep, batch).await
 }
 
