@@ -800,6 +800,19 @@ async fn malformed_requests_are_client_errors() {
         assert_eq!(status, 400, "{text}");
         assert!(text.starts_with("# 400 "), "{text}");
     }
+    // A URL outside `webhook_allow` (here a link-local metadata address) is never fetched.
+    let outside = http
+        .get(app.url("/api/v2/ko?format=plaintext&url=http://169.254.169.254/latest/meta-data"))
+        .send()
+        .await
+        .unwrap();
+    let status = outside.status().as_u16();
+    let text = outside.text().await.unwrap();
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.starts_with("# 400 ") && text.contains("169.254.169.254"),
+        "{text}"
+    );
     let no_url = http.get(app.url("/api/v2/0?url=")).send().await.unwrap();
     assert_eq!(no_url.status(), 404, "no model is named 0");
     let no_url = http.get(app.url("/api/v2/ko?url=")).send().await.unwrap();

@@ -202,6 +202,26 @@ where
     }
 }
 
+/// One of TRD's export formats (`trd_export::render`) as a document: it grows with the job,
+/// except Transcriber XML, which is written once at the end.
+pub struct Export(pub trd_export::ExportFormat);
+
+impl Document for Export {
+    fn render(&mut self, record: &AudioFile, segments: &[Segment], _done: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing to memory cannot fail.
+        let _ = trd_export::render(&self.0, record, segments, &mut out);
+        out
+    }
+
+    fn streams(&self) -> bool {
+        !matches!(
+            self.0,
+            trd_export::ExportFormat::Trs | trd_export::ExportFormat::ExtendedTrs
+        )
+    }
+}
+
 /// The bytes of `document` as the job grows: the opening at once (the client sees the
 /// response start), then what each update adds. The stream owns the job: when the client
 /// goes away the server drops the stream, and with it the job.

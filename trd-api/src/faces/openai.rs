@@ -7,6 +7,7 @@
 //! `model` may be any name: a TRD model id or a language chooses that model, anything else
 //! (`whisper-1`) the default. `prompt` words become hints. `keep=true` (query) keeps the job.
 
+use futures::StreamExt;
 use rocket::form::{Errors, Form};
 use rocket::fs::TempFile;
 use rocket::http::{ContentType, Status};
@@ -18,7 +19,7 @@ use trd_core::domain::{AudioFile, Segment, StartOptions};
 use trd_export::openai::{self, StreamEvent};
 use utoipa::ToSchema;
 
-use super::now::{self, Document, Slot, Streamed, Whole};
+use super::now::{self, Document, Export, Slot, Streamed, Whole};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::identity::guard::{Access, Operate, Read};
@@ -147,7 +148,7 @@ pub async fn transcriptions(
         keep: keep.unwrap_or(false),
     };
     let (live, decoded) = now::run(app, slot, request).await?;
-    let language = language_of(&language);
+    let language = crate::jobs::language_of(&language).to_owned();
     let (content_type, body) = if stream {
         (
             ContentType::new("text", "event-stream"),
@@ -199,12 +200,7 @@ pub async fn transcriptions(
                 .expect("built-in format names parse");
                 (
                     ContentType::Plain,
-                    now::document_stream(live, decoded, move |r: &AudioFile, s: &[Segment], _| {
-                        let mut out = Vec::new();
-                        let _ = trd_export::render(&export, r, s, &mut out);
-                        out
-                    })
-                    .boxed(),
+                    now::document_stream(live, decoded, Export(export)).boxed(),
                 )
             }
         }
@@ -215,8 +211,6 @@ pub async fn transcriptions(
         body,
     })
 }
-
-use futures::StreamExt;
 
 /// `stream=true`: a `transcript.text.delta` event per recognised segment, in order, then
 /// `transcript.text.done` with the whole text.
@@ -247,11 +241,6 @@ fn sse(event: &StreamEvent) -> Vec<u8> {
 
 fn json(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).expect("transcription shapes serialise")
-}
-
-/// The language a model id serves (`en-large` → `en`).
-fn language_of(model: &str) -> String {
-    model.split(['-', '_']).next().unwrap_or(model).to_owned()
 }
 
 /// `GET /v1/models`: the configured recognition models.

@@ -22,7 +22,7 @@ use rocket::{get, post, Request, State};
 use trd_core::domain::{AudioFile, Segment, StartOptions};
 use trd_export::{plain, uwebasr};
 
-use super::now::{self, Document, Slot, Streamed, Whole};
+use super::now::{self, Document, Export, Slot, Streamed, Whole};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::fetch::FetchError;
@@ -276,9 +276,7 @@ async fn recognize(
         Format::Json => stream(live, decoded, uwebasr::json),
         Format::SpeechcloudJson => stream(live, decoded, uwebasr::speechcloud_json),
         Format::Webvtt | Format::Sentvtt => {
-            stream(live, decoded, |r: &AudioFile, s: &[Segment], _| {
-                export(&trd_export::ExportFormat::Vtt, r, s)
-            })
+            stream(live, decoded, Export(trd_export::ExportFormat::Vtt))
         }
         Format::Trs | Format::ExtendedTrs => {
             let export_format = if format == Format::Trs {
@@ -295,7 +293,7 @@ async fn recognize(
                     if let Some(name) = &name {
                         record.filename = name.clone();
                     }
-                    export(&export_format, &record, s)
+                    Export(export_format).render(&record, s, true)
                 }),
             )
         }
@@ -316,12 +314,6 @@ fn stream(
     document: impl Document,
 ) -> futures::stream::BoxStream<'static, Vec<u8>> {
     now::document_stream(live, decoded, document).boxed()
-}
-
-fn export(format: &trd_export::ExportFormat, record: &AudioFile, segments: &[Segment]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let _ = trd_export::render(format, record, segments, &mut out);
-    out
 }
 
 /// Whether the catcher answers `path` in this face's way (a plaintext error line, or the

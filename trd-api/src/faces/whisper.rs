@@ -20,7 +20,7 @@ use trd_core::domain::{AudioFile, Segment, StartOptions};
 use trd_export::{plain, whisper};
 use utoipa::ToSchema;
 
-use super::now::{self, Slot, Streamed, Whole};
+use super::now::{self, Export, Slot, Streamed, Whole};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::identity::guard::{Access, Operate};
@@ -136,11 +136,7 @@ pub async fn asr(
     let language = model
         .clone()
         .unwrap_or_else(|| app.settings.default_model.clone());
-    let language = language
-        .split(['-', '_'])
-        .next()
-        .unwrap_or(&language)
-        .to_owned();
+    let language = crate::jobs::language_of(&language).to_owned();
     let diarize = diarize.unwrap_or(false);
     let Some(part) = form.audio_file.as_mut() else {
         return Err(WhisperError::bad("the request has no `audio_file`"));
@@ -173,12 +169,7 @@ pub async fn asr(
         Output::Vtt | Output::Srt => {
             let format = trd_export::ExportFormat::parse(output.extension(), Default::default())
                 .expect("built-in format names parse");
-            now::document_stream(live, decoded, move |r: &AudioFile, s: &[Segment], _| {
-                let mut out = Vec::new();
-                let _ = trd_export::render(&format, r, s, &mut out);
-                out
-            })
-            .boxed()
+            now::document_stream(live, decoded, Export(format)).boxed()
         }
         Output::Json => now::document_stream(
             live,
@@ -241,11 +232,7 @@ pub async fn detect_language(
     }
     let languages = app.jobs.languages();
     let default = &app.settings.default_model;
-    let code = default
-        .split(['-', '_'])
-        .next()
-        .unwrap_or(default)
-        .to_owned();
+    let code = crate::jobs::language_of(default).to_owned();
     let note = if languages.len() == 1 {
         format!(
             "this service recognizes only '{code}', so every recording is taken to be in it; \

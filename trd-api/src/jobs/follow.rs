@@ -18,6 +18,8 @@ pub struct JobUpdate {
     pub record: AudioFile,
     /// Segments recognized since the previous update (each reported once), by start time.
     pub recognized: Vec<Segment>,
+    /// Every segment as it is now, by start time (recognized or not).
+    pub segments: Vec<Segment>,
 }
 
 impl JobUpdate {
@@ -70,16 +72,21 @@ impl Jobs {
                     }
                 };
                 let recognized: Vec<Segment> = segments
-                    .into_iter()
+                    .iter()
                     .filter(|seg| seg.status != SegmentStatus::Processing)
                     .filter(|seg| s.reported.insert(seg.id))
+                    .cloned()
                     .collect();
                 let state = (record.control, record.status);
                 if recognized.is_empty() && s.last == Some(state) {
                     continue;
                 }
                 s.last = Some(state);
-                let update = JobUpdate { record, recognized };
+                let update = JobUpdate {
+                    record,
+                    recognized,
+                    segments,
+                };
                 s.done = update.is_final();
                 return Some((Ok(update), s));
             }

@@ -36,7 +36,7 @@ pub use intake::{fresh_name, Audio, SPOOL_DIR};
 pub use now::{
     discard_expired_jobs, Admission, LiveJob, NowRequest, Progress, RETRY_AFTER_SECONDS,
 };
-pub use options::{CheckedOptions, SPEAKERS};
+pub use options::{language_of, CheckedOptions, SPEAKERS};
 
 /// A handle on the job core; cheap to clone.
 #[derive(Clone)]

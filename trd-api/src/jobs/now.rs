@@ -239,65 +239,44 @@ impl LiveJob {
     /// with the final update. The stream owns the job: dropping it (the client went away)
     /// deletes a temporary job.
     pub fn progress(self) -> impl Stream<Item = JobResult<Progress>> + Send {
-        struct State {
-            live: LiveJob,
-            reported: usize,
-            done: bool,
-        }
-        let state = State {
-            live: self,
-            reported: 0,
-            done: false,
-        };
-        futures::stream::unfold(state, |mut s| async move {
-            if s.done {
-                return None;
-            }
-            loop {
-                let (record, segments) = match s.live.jobs.result(s.live.id).await {
-                    Ok(result) => result,
-                    Err(e) => {
-                        s.done = true;
-                        return Some((Err(e), s));
-                    }
-                };
-                let final_ = matches!(record.control, Control::Finished | Control::Failed);
-                // Segments exist from diarization on; before it ends they may be incomplete.
-                let listed = record.status >= Status::Diarized || final_;
-                let segments: Vec<Segment> = if final_ {
-                    segments
-                } else if listed {
-                    segments
-                        .into_iter()
-                        .take_while(|seg| seg.status != SegmentStatus::Processing)
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                if final_ || segments.len() > s.reported {
-                    let update = Progress {
-                        record,
-                        segments,
-                        reported: s.reported,
-                    };
-                    s.reported = update.segments.len();
-                    s.done = final_;
-                    return Some((Ok(update), s));
-                }
-                tokio::time::sleep(POLL_EVERY).await;
-            }
-        })
-    }
-
-    /// The whole result, once the job has ended.
-    pub async fn finished(self) -> JobResult<Progress> {
         use futures::StreamExt;
-        let mut progress = std::pin::pin!(self.progress());
-        let mut last = None;
-        while let Some(update) = progress.next().await {
-            last = Some(update?);
-        }
-        last.ok_or(JobError::Gone)
+        let updates = self.jobs.follow(self.id, POLL_EVERY);
+        // The stream owns the job: `live` moves into it and is dropped with it.
+        let live = self;
+        let mut reported = 0;
+        updates.filter_map(move |update| {
+            let _owner = &live;
+            let progress = match update {
+                Err(e) => Some(Err(e)),
+                Ok(update) => {
+                    let final_ = update.is_final();
+                    // Segments exist from diarization on; before it ends they may be
+                    // incomplete.
+                    let listed = update.record.status >= Status::Diarized || final_;
+                    let segments: Vec<Segment> = if final_ {
+                        update.segments
+                    } else if listed {
+                        update
+                            .segments
+                            .into_iter()
+                            .take_while(|seg| seg.status != SegmentStatus::Processing)
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    (final_ || segments.len() > reported).then(|| {
+                        let progress = Progress {
+                            record: update.record,
+                            segments,
+                            reported,
+                        };
+                        reported = progress.segments.len();
+                        Ok(progress)
+                    })
+                }
+            };
+            std::future::ready(progress)
+        })
     }
 }
 

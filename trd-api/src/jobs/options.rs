@@ -24,7 +24,8 @@ const MAX_URL_BYTES: usize = 2_048;
 const MAX_HINTS: usize = 1_000;
 const MAX_HINT_CHARS: usize = 100;
 
-fn language_of(model_id: &str) -> &str {
+/// The language a model id serves: the id up to its first `-` or `_` (`en-large` → `en`).
+pub fn language_of(model_id: &str) -> &str {
     model_id.split(['-', '_']).next().unwrap_or(model_id)
 }
 

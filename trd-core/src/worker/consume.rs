@@ -139,19 +139,12 @@ fn spawn_delivery<W: StageWorker>(
         }
         Err(_) => tracing::info_span!("job", stage = %stage, lane = ?lane),
     };
-    tasks.spawn(
-        async move { handle_delivery(&*worker, &ctx, lane, delivery).await }.instrument(span),
-    );
+    tasks.spawn(async move { handle_delivery(&*worker, &ctx, delivery).await }.instrument(span));
 }
 
 /// Handles one delivery and settles it. While a dependency is down the message is kept and
 /// handled again with back-off (as a redelivery: the previous attempt may have committed).
-async fn handle_delivery<W: StageWorker>(
-    worker: &W,
-    ctx: &WorkerContext,
-    lane: Lane,
-    delivery: Delivery,
-) {
+async fn handle_delivery<W: StageWorker>(worker: &W, ctx: &WorkerContext, delivery: Delivery) {
     let stage = W::STAGE;
     let item = match serde_json::from_slice::<WorkItem>(&delivery.data) {
         Ok(item) => item,
@@ -164,7 +157,6 @@ async fn handle_delivery<W: StageWorker>(
     let file = item.file_id();
     let mut job = Job {
         item,
-        lane,
         redelivered: delivery.redelivered,
     };
     let mut backoff = Backoff::new();

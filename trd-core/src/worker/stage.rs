@@ -6,7 +6,7 @@ use std::future::Future;
 use super::context::WorkerContext;
 use super::failure::StageFailure;
 use super::sweeper;
-use crate::domain::{Lane, Stage};
+use crate::domain::Stage;
 use crate::queue::WorkItem;
 use crate::store::StoreError;
 
@@ -14,8 +14,6 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, Copy)]
 pub struct Job {
     pub item: WorkItem,
-    /// The lane the message came in on; the work it leads to stays in that lane.
-    pub lane: Lane,
     /// The broker delivered this message before (its worker died, or it was returned).
     pub redelivered: bool,
 }

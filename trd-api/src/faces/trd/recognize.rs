@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::start_query::StartQuery;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use crate::faces::now::{self, Slot, Streamed, Whole};
+use crate::faces::now::{self, Export, Slot, Streamed, Whole};
 use crate::identity::guard::{Access, Operate};
 use crate::jobs::NowRequest;
 use crate::shapes::{Binary, TranscriptResult};
@@ -90,21 +90,9 @@ pub async fn recognize(
             )
             .boxed(),
         ),
-        Some(format @ (ExportFormat::Trs | ExportFormat::ExtendedTrs)) => (
-            content_type(&format),
-            now::document_stream(
-                live,
-                decoded,
-                Whole(move |r: &AudioFile, s: &[Segment]| rendered(&format, r, s)),
-            )
-            .boxed(),
-        ),
         Some(format) => (
             content_type(&format),
-            now::document_stream(live, decoded, move |r: &AudioFile, s: &[Segment], _| {
-                rendered(&format, r, s)
-            })
-            .boxed(),
+            now::document_stream(live, decoded, Export(format)).boxed(),
         ),
     };
     Ok(Streamed {
@@ -116,10 +104,4 @@ pub async fn recognize(
 
 fn content_type(format: &ExportFormat) -> ContentType {
     ContentType::parse_flexible(format.content_type()).unwrap_or(ContentType::Plain)
-}
-
-fn rendered(format: &ExportFormat, record: &AudioFile, segments: &[Segment]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let _ = trd_export::render(format, record, segments, &mut out);
-    out
 }
