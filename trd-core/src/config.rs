@@ -47,6 +47,20 @@ pub struct Settings {
     /// Recognize-now requests one API process serves at once; more get 503 with
     /// `Retry-After` at once rather than a timeout later.
     pub interactive_in_flight: usize,
+    /// Live streams (WebSocket sessions) one recognizer process decodes at once, beside its
+    /// batch and interactive work. A stream with no free slot anywhere is refused at once.
+    pub stream_slots: usize,
+    /// How long an opening stream waits for a recognizer with a free slot before it is
+    /// refused with 503.
+    pub stream_accept_ms: u64,
+    /// A stream whose client sends nothing for this long is ended.
+    pub stream_idle_seconds: u64,
+    /// The longest a stream may last.
+    pub stream_max_seconds: u64,
+    /// Audio a stream may have sent but not yet heard back about, in seconds: a client that
+    /// sends faster than the recognizer hears is no longer read (TCP back-pressure) until the
+    /// recognizer catches up.
+    pub stream_window_seconds: f64,
     /// Longest speech segment the diarizer hands to the recognizer.
     pub max_segment_seconds: f64,
     /// Audio one recognizer hears in one go: a file's segments are recognized in runs of
@@ -158,6 +172,11 @@ impl Default for Settings {
             lease_seconds: 60,
             interactive_concurrency: 0,
             interactive_in_flight: 8,
+            stream_slots: 8,
+            stream_accept_ms: 2_000,
+            stream_idle_seconds: 30,
+            stream_max_seconds: 3_600,
+            stream_window_seconds: 10.0,
             max_segment_seconds: 30.0,
             recognition_run_seconds: 30.0,
             max_delivery_attempts: 5,
@@ -255,6 +274,18 @@ impl Settings {
         }
         if self.interactive_in_flight == 0 {
             return invalid("interactive_in_flight", "must be at least 1");
+        }
+        if self.stream_accept_ms == 0 || self.stream_idle_seconds == 0 {
+            return invalid(
+                "stream_accept_ms",
+                "stream_accept_ms and stream_idle_seconds must be at least 1",
+            );
+        }
+        if self.stream_max_seconds == 0 {
+            return invalid("stream_max_seconds", "must be at least 1");
+        }
+        if !(0.5..=600.0).contains(&self.stream_window_seconds) {
+            return invalid("stream_window_seconds", "must be between 0.5 and 600");
         }
         if self.webhook_concurrency == 0 {
             return invalid("webhook_concurrency", "must be at least 1");

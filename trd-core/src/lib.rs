@@ -6,10 +6,12 @@
 //! - [`logging`]: structured logs, and errors written into them with their whole cause chain.
 //! - [`store`]: MongoDB, the single source of truth; every state change is one atomic update.
 //! - [`queue`]: RabbitMQ stage queues; messages are hints, never the truth.
+//! - [`live`]: the wire of live streams between the API and the recognizer serving each one.
 //! - [`worker`]: the consume → handle → commit → ack loop all pipeline workers share.
 
 pub mod config;
 pub mod domain;
+pub mod live;
 pub mod logging;
 pub mod queue;
 pub mod store;

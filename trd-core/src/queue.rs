@@ -78,9 +78,9 @@ struct Inner {
 
 /// One live connection and its publishing channel (with publisher confirms).
 #[derive(Clone)]
-struct Link {
-    connection: Arc<Connection>,
-    publisher: Channel,
+pub(crate) struct Link {
+    pub(crate) connection: Arc<Connection>,
+    pub(crate) publisher: Channel,
 }
 
 impl Link {
@@ -89,7 +89,7 @@ impl Link {
     }
 }
 
-async fn within<T>(
+pub(crate) async fn within<T>(
     work: impl std::future::Future<Output = Result<T, lapin::Error>>,
 ) -> QueueResult<T> {
     tokio::time::timeout(BROKER_TIMEOUT, work)
@@ -115,7 +115,7 @@ impl Queue {
 
     /// The live connection, reconnecting first if the broker went away. One caller at a time
     /// reconnects; the others wait for its outcome.
-    async fn link(&self) -> QueueResult<Link> {
+    pub(crate) async fn link(&self) -> QueueResult<Link> {
         let mut slot = self.inner.link.lock().await;
         if let Some(link) = slot.as_ref().filter(|l| l.is_alive()) {
             return Ok(link.clone());
@@ -141,6 +141,14 @@ impl Queue {
         self.declare_topology(&link.publisher).await?;
         *slot = Some(link.clone());
         Ok(link)
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    pub(crate) fn max_delivery_attempts(&self) -> u32 {
+        self.inner.max_delivery_attempts
     }
 
     /// The batch lane's queue of `stage`.
@@ -226,7 +234,7 @@ impl Queue {
                 .await?;
             }
         }
-        Ok(())
+        self.declare_live_topology(ch).await
     }
 
     /// Publishes a persistent message to the lane's queue of `stage` and waits for the broker
@@ -322,7 +330,11 @@ impl Queue {
     /// Deletes every queue of this prefix (test clean-up).
     pub async fn delete_all(&self) -> QueueResult<()> {
         let link = self.link().await?;
-        for name in self.all_queue_names() {
+        for name in self
+            .all_queue_names()
+            .into_iter()
+            .chain([self.live_offer_queue()])
+        {
             within(
                 link.publisher
                     .queue_delete(name.as_str().into(), QueueDeleteOptions::default()),

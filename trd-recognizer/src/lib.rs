@@ -1,6 +1,8 @@
 //! The recognition stage. A tour:
 //!
 //! - [`hints`]: `hints.words` — n-best readings rescored towards the expected phrases.
+//! - [`live`]: live streams — session offers taken while a stream slot is free, each
+//!   session's audio heard as it comes.
 //! - [`models`]: Vosk models by id, loaded lazily once per process and shared by all threads.
 //! - [`recognize`]: one segment of PCM → text, words with times and confidences.
 //! - [`runs`]: a file's segments grouped into runs that one recognizer hears in order, so a
@@ -11,6 +13,7 @@
 //!   is done and closes the file exactly once, when its last segment is stored.
 
 pub mod hints;
+pub mod live;
 pub mod models;
 pub mod recognize;
 pub mod runs;

@@ -124,6 +124,20 @@ pub fn recognize_segment(
     }
 }
 
+/// An utterance's words as [`take_words`] reads them, on a recognizer that started `offset`
+/// seconds into the audio (a live stream's clock).
+pub(crate) fn utterance_words(
+    result: vosk::CompleteResult<'_>,
+    model: &LoadedModel,
+    hints: &Hints,
+    offset: f64,
+) -> Result<Vec<Word>, String> {
+    let mut words = Vec::new();
+    let clock = SegmentClock { offset, heard: 0.0 };
+    take_words(result, model, hints, clock, &mut words)?;
+    Ok(words)
+}
+
 /// Appends an utterance's words, in file time, to `words`. With hints the utterance comes as
 /// n-best readings: the hints pick one, and each of its words scores the share of the readings'
 /// probability that agrees on that word (the n-best estimate of a word's posterior).

@@ -45,6 +45,11 @@ impl StageWorker for Recognizer {
         }
     }
 
+    /// Live streams, beside the queue's batch and interactive work.
+    fn serve(&self, ctx: WorkerContext) -> impl std::future::Future<Output = ()> + Send + 'static {
+        crate::live::serve_streams(ctx)
+    }
+
     async fn sweep(&self, ctx: &WorkerContext) -> Result<(), StoreError> {
         for (file, segment) in ctx.store.abandoned_segments().await? {
             tracing::warn!(file = %file, segment = %segment, "re-queueing a segment whose recognizer vanished");
@@ -296,7 +301,10 @@ async fn model_for(
 }
 
 /// The model `id`, loaded once per process (see [`models::load`]).
-async fn load_model(ctx: &WorkerContext, id: String) -> Result<Arc<LoadedModel>, StageFailure> {
+pub(crate) async fn load_model(
+    ctx: &WorkerContext,
+    id: String,
+) -> Result<Arc<LoadedModel>, StageFailure> {
     let dir = ctx
         .settings
         .model_dir(&id)

@@ -12,6 +12,8 @@
 //!   result in the domain model, now or as it grows.
 //! - [`Jobs::admit`], [`Jobs::recognize_now`] ([`now`]): a request that waits for its own
 //!   transcript, in the interactive lane, as a [`LiveJob`] whose result streams in order.
+//! - [`Jobs::open_stream`] ([`live`]): a live stream, its audio relayed as it comes to a
+//!   recognizer with a free stream slot and its answers back in order, across a take-over.
 //!
 //! A face (`crate::faces::<protocol>`) parses its protocol's requests into these calls and
 //! renders the domain result in its protocol's shapes; it never touches the store or the queue
@@ -21,6 +23,7 @@ mod error;
 mod follow;
 mod intake;
 mod lifecycle;
+mod live;
 mod now;
 mod options;
 
@@ -33,6 +36,7 @@ use trd_core::{Queue, Settings, Store};
 pub use error::{JobError, JobResult};
 pub use follow::JobUpdate;
 pub use intake::{fresh_name, Audio, SPOOL_DIR};
+pub use live::{Answer, LiveStream};
 pub use now::{
     discard_expired_jobs, Admission, LiveJob, NowRequest, Progress, RETRY_AFTER_SECONDS,
 };

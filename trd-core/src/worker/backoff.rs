@@ -6,26 +6,32 @@ use super::context::WorkerContext;
 
 /// Doubling back-off between reconnection attempts and in-place retries, capped.
 #[derive(Debug)]
-pub(super) struct Backoff(Duration);
+pub struct Backoff(Duration);
 
 impl Backoff {
     const FIRST: Duration = Duration::from_millis(250);
     const MAX: Duration = Duration::from_secs(5);
 
-    pub(super) fn new() -> Self {
+    pub fn new() -> Self {
         Self(Self::FIRST)
     }
 
     /// The delay to wait now; the next one is twice as long.
-    pub(super) fn next_delay(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let delay = self.0;
         self.0 = (self.0 * 2).min(Self::MAX);
         delay
     }
 }
 
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Sleeps unless shutdown comes first; `false` on shutdown.
-pub(super) async fn pause(ctx: &WorkerContext, delay: Duration) -> bool {
+pub async fn pause(ctx: &WorkerContext, delay: Duration) -> bool {
     tokio::select! {
         () = ctx.shutdown.cancelled() => false,
         () = tokio::time::sleep(delay) => true,

@@ -37,6 +37,7 @@ pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> an
         () = ctx.shutdown.cancelled() => return Ok(()),
         () = worker.prepare(&ctx) => {}
     }
+    let serving = tokio::spawn(worker.serve(ctx.clone()));
 
     'connection: loop {
         let consumers = async {
@@ -118,6 +119,9 @@ pub async fn run_stage<W: StageWorker>(worker: Arc<W>, ctx: WorkerContext) -> an
     let grace = Duration::from_secs(ctx.settings.lease_seconds);
     let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     tasks.abort_all();
+    serving.abort();
+    // Closing the connection returns whatever is still held (a live stream's offer and its
+    // unheard input among it) to the broker for another worker.
     ctx.queue.close().await;
     Ok(())
 }

@@ -6,11 +6,11 @@
 //! - [`file_stage`]: claim → work under a lease → commit → hand on, for whole-file stages.
 //! - `consume`: the consume → handle → settle loop, dead letters included.
 //! - [`sweeper`]: work whose worker vanished goes back on its queue.
-//! - `backoff`: waiting for a dependency, cut short by shutdown.
+//! - [`backoff`]: waiting for a dependency, cut short by shutdown.
 //! - [`shutdown`]: the termination signal.
 //! - [`process`]: the whole life of a worker binary.
 
-mod backoff;
+pub mod backoff;
 mod consume;
 pub mod context;
 pub mod failure;

@@ -37,6 +37,12 @@ pub trait StageWorker: Send + Sync + 'static {
         async {}
     }
 
+    /// Work the process does beside its queue, for as long as it runs (the recognizer serves
+    /// live streams); it ends when `ctx.shutdown` is cancelled.
+    fn serve(&self, _ctx: WorkerContext) -> impl Future<Output = ()> + Send + 'static {
+        async {}
+    }
+
     /// Re-queues work whose worker vanished. The default covers file-level stages.
     fn sweep(&self, ctx: &WorkerContext) -> impl Future<Output = Result<(), StoreError>> + Send {
         sweeper::requeue_abandoned_files(ctx, Self::STAGE)
