@@ -3,7 +3,8 @@
 # tests' odd audio formats), Debian's Chromium and its WebDriver (the Swagger UI browser test),
 # Prometheus's promtool (the strict check of /trd/metrics, taken from Debian's prometheus package
 # into $TRD_CACHE/promtool: installing the package would start a Prometheus server on machines
-# with systemd), a Python virtual environment of API checkers, and the reference `vosk` Python
+# with systemd), a Python virtual environment of API checkers and real clients (with the `vosk`
+# package and `websockets` the reference vosk-server runs on), and the reference `vosk` Python
 # CLI (scripts/bench-recognizer compares with it).
 # Idempotent. Like provision.sh it can be executed or sourced (`provision_test`, then
 # `steps_wait`); it assumes provision.sh's steps ran first.
@@ -14,7 +15,7 @@ source "$PROVISION_TEST_LIB/provision.sh"
 
 # The API checkers: an OpenAPI validator, schemathesis, a Prometheus text parser, Selenium.
 TEST_TOOLS="$TRD_CACHE/test-tools"
-TEST_REQUIREMENTS="schemathesis==4.32.5 openapi-spec-validator==0.9.0 prometheus-client==0.26.0 selenium==4.51.0 speechmatics-python==5.0.0.post1 speechmatics-batch==1.1.0 openai==3.57.0"
+TEST_REQUIREMENTS="schemathesis==4.32.5 openapi-spec-validator==0.9.0 prometheus-client==0.26.0 selenium==4.51.0 speechmatics-python==5.0.0.post1 speechmatics-batch==1.1.0 openai==3.57.0 websockets==12.0 speechmatics-rt==1.2.1 vosk==$VOSK_VERSION"
 PROMTOOL="$TRD_CACHE/promtool/promtool"
 
 test_packages() {

@@ -121,6 +121,7 @@ pub async fn build(
         .mount("/", faces::openai::routes())
         .mount("/", faces::whisper::routes())
         .mount("/", faces::uwebasr::routes())
+        .mount("/", faces::vosk::routes())
         .register("/", rocket::catchers![error::default_catcher]))
 }
 

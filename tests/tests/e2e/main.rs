@@ -9,6 +9,7 @@ mod cli;
 mod fuzz;
 mod identity;
 mod jobs;
+mod live;
 mod normalization;
 mod openapi;
 mod operations;

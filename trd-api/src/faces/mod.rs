@@ -8,16 +8,21 @@
 //! - [`deepspeech`]: the DeepSpeech REST API's users, tokens and HTTP recognition (both
 //!   route layouts).
 //! - [`nanotrix`]: Nanotrix log-in, task tokens and the file recognition API.
-//! - [`speechmatics`]: the Speechmatics batch jobs API.
+//! - [`speechmatics`]: the Speechmatics batch jobs API and real-time API.
 //! - [`now`]: what the recognize-now faces share (admission, storage, streamed bodies), and
 //!   the faces themselves: [`openai`], [`whisper`] (whisper-asr-webservice), [`uwebasr`];
 //!   DeepSpeech's, Nanotrix's and TRD's (`/trd/recognize`) live with the rest of those faces.
+//! - [`live`]: what the live-stream faces share (the WebSocket loop on a live stream), and
+//!   [`vosk`] (vosk-server's `/asr/ws`); Speechmatics real-time (`/v2`) and DeepSpeech's
+//!   `/stt/ws` and `/stt/mic` live with the rest of those faces.
 
 pub mod deepspeech;
+pub mod live;
 pub mod nanotrix;
 pub mod now;
 pub mod openai;
 pub mod speechmatics;
 pub mod trd;
 pub mod uwebasr;
+pub mod vosk;
 pub mod whisper;

@@ -11,8 +11,9 @@ use super::refusal::{self, Refusal};
 use crate::app::App;
 
 /// The query parameters that carry a credential: Speechmatics v1 (`auth_token`), clients that
-/// cannot set headers (`token`), Nanotrix WebSockets (`ntx-token`).
-pub const QUERY_CREDENTIALS: [&str; 3] = ["auth_token", "token", "ntx-token"];
+/// cannot set headers (`token`), Nanotrix WebSockets (`ntx-token`), Speechmatics real-time in a
+/// browser (`jwt`).
+pub const QUERY_CREDENTIALS: [&str; 4] = ["auth_token", "token", "ntx-token", "jwt"];
 
 /// Where a refused request is sent: no route answers it, and the catcher renders the refusal.
 const REFUSED_PATH: &str = "/.refused";

@@ -1,7 +1,8 @@
 //! The DeepSpeech REST API's identity routes (`../shared/seeds/000_…`), in both of its
 //! layouts: the original (`/users`, `/token`, `/token/refresh`) and the current one under
 //! `/api/v1`. Access tokens are JWTs; refresh tokens are spent by the refresh that uses them
-//! and replaced. Recognition (`/api/stt/http`, `/api/v1/stt/http`) is [`stt`].
+//! and replaced. Recognition (`/api/stt/http`, `/api/v1/stt/http`) is [`stt`]; the WebSockets
+//! (`/api/stt/ws`, `/api/stt/mic` and their `/api/v1` twins) are [`live`].
 
 use rocket::serde::json::{self, Json};
 use rocket::{post, State};
@@ -16,11 +17,13 @@ use crate::identity::users::{self, Credentials, NewUser};
 use crate::identity::Caller;
 use crate::shapes::RecordUrls;
 
+pub mod live;
 pub mod stt;
 
 pub fn routes() -> Vec<rocket::Route> {
     let mut routes = rocket::routes![register, register_v1, token, token_v1, refresh, refresh_v1];
     routes.extend(stt::routes());
+    routes.extend(live::routes());
     routes
 }
 

@@ -21,7 +21,7 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::faces::now::{self, Slot, Streamed, Whole};
 use crate::identity::guard::{Access, Operate};
-use crate::jobs::NowRequest;
+use crate::jobs::{Audio, NowRequest};
 use crate::shapes::Binary;
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -132,22 +132,11 @@ async fn transcribe(
 ) -> Result<Streamed<futures::stream::BoxStream<'static, Vec<u8>>>, DsError> {
     let started = Instant::now();
     let mut form = form.map_err(|e| DsError(now::form_error(app, e)))?;
-    let (hints, avoided) = hot_words(&form.hot_words)?;
     let Some(part) = form.audio.as_mut() else {
         return Err(DsError(ApiError::BadRequest("Audio not provided".into())));
     };
     let (audio, name) = now::spooled(app, part).await?;
-    let request = NowRequest {
-        location: now::location(who, None, name.as_deref())?,
-        audio,
-        options: StartOptions {
-            hints,
-            avoided_words: avoided,
-            diarization: Some("none".to_owned()),
-            ..StartOptions::default()
-        },
-        keep: false,
-    };
+    let request = request(who, &form.hot_words, audio, name.as_deref())?;
     let (live, decoded) = now::run(app, slot, request).await?;
     let body = now::document_stream(
         live,
@@ -168,9 +157,30 @@ async fn transcribe(
     })
 }
 
+/// A recognize-now request for `audio` with the hot words as hints and words to avoid.
+pub fn request(
+    who: &crate::identity::Principal,
+    hot_words: &[(String, String)],
+    audio: Audio,
+    name: Option<&str>,
+) -> Result<NowRequest, ApiError> {
+    let (hints, avoided) = hot_words_split(hot_words)?;
+    Ok(NowRequest {
+        location: now::location(who, None, name)?,
+        audio,
+        options: StartOptions {
+            hints,
+            avoided_words: avoided,
+            diarization: Some("none".to_owned()),
+            ..StartOptions::default()
+        },
+        keep: false,
+    })
+}
+
 /// Hot words split by the sign of their boost: hints and words to avoid. A boost that is
 /// not a number is refused.
-fn hot_words(fields: &[(String, String)]) -> Result<(Vec<String>, Vec<String>), DsError> {
+fn hot_words_split(fields: &[(String, String)]) -> Result<(Vec<String>, Vec<String>), ApiError> {
     let (mut hints, mut avoided) = (Vec::new(), Vec::new());
     for (word, boost) in fields {
         let word = word.trim();
@@ -178,9 +188,9 @@ fn hot_words(fields: &[(String, String)]) -> Result<(Vec<String>, Vec<String>), 
             continue;
         }
         let boost: f64 = boost.trim().parse().map_err(|_| {
-            DsError(ApiError::BadRequest(format!(
+            ApiError::BadRequest(format!(
                 "the hot word '{word}' needs a number as its boost, not '{boost}'"
-            )))
+            ))
         })?;
         if boost > 0.0 {
             hints.push(word.to_lowercase());
@@ -242,9 +252,9 @@ mod tests {
             ("power".to_owned(), "-1000".to_owned()),
             ("neutral".to_owned(), "0".to_owned()),
         ];
-        let (hints, avoided) = hot_words(&fields).unwrap();
+        let (hints, avoided) = hot_words_split(&fields).unwrap();
         assert_eq!(hints, ["paris"]);
         assert_eq!(avoided, ["power"]);
-        assert!(hot_words(&[("x".into(), "lots".into())]).is_err());
+        assert!(hot_words_split(&[("x".into(), "lots".into())]).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! The Speechmatics batch jobs API (`../shared/seeds/002_…`), for the `speechmatics-python`
-//! and `speechmatics-batch` clients and the appliance's v1 paths.
+//! and `speechmatics-batch` clients and the appliance's v1 paths, and its real-time API for
+//! `speechmatics-rt`.
 //!
 //! - [`config`]: the job config, parsed once at the edge;
 //! - [`form`]: the submit form (both paths), and audio fetched for `fetch_data`;
@@ -9,6 +10,7 @@
 //! - [`notify`]: notifications when a job ends, rendered for the webhook outbox;
 //! - [`vocab`]: `sounds_like` spellings written as the caller's `content`;
 //! - [`v2`]: the `/v2/jobs` routes; [`legacy`]: `/v1/user/{id}/jobs/` and `/v1.0/…`;
+//! - [`realtime`]: the real-time API, `GET /v2` (WebSocket), on a live stream;
 //! - [`error`]: errors as `{"code", "error", "detail"}`.
 
 pub mod config;
@@ -17,6 +19,7 @@ pub mod form;
 pub mod job;
 pub mod legacy;
 pub mod notify;
+pub mod realtime;
 pub mod shapes;
 pub mod v2;
 pub mod vocab;
@@ -29,6 +32,7 @@ pub fn routes() -> Vec<rocket::Route> {
         v2::list_jobs,
         v2::delete_job,
         v2::transcript,
+        realtime::realtime,
     ];
     routes.extend(legacy::routes());
     routes
