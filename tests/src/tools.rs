@@ -61,6 +61,16 @@ pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
 /// `promtool check metrics` on an exposition: Prometheus's own strict parser of the text format
 /// and its linter. `Err` with what it printed when it finds anything (it exits non-zero for
 /// lint problems as well as for parse errors, and prints nothing for a clean exposition).
+/// [`python_json`] on a blocking thread, for async tests that run several at once.
+pub async fn python_json_async(script: &'static str, args: Vec<String>) -> serde_json::Value {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        python_json(script, &args)
+    })
+    .await
+    .expect("the script's thread")
+}
+
 pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
     // Provisioning takes promtool out of Debian's package into the cache; one installed with
     // the package serves as well.

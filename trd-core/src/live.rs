@@ -42,6 +42,9 @@ pub struct LiveConfig {
     pub sample_rate: u32,
     /// Phrases to prefer (`hints.words` in batch work).
     pub hints: Vec<String>,
+    /// Take a voiceprint of every utterance, so the API can tell the speakers apart.
+    #[serde(default)]
+    pub speakers: bool,
 }
 
 /// One input message of a session, in the order the client sent it.
@@ -71,16 +74,27 @@ pub struct Utterance {
     /// The input message whose audio ended it; it covers everything sent up to that message.
     pub through_seq: u64,
     pub words: Vec<Word>,
+    /// The utterance's voiceprint, when the configuration asks for speakers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<Vec<f32>>,
+    /// The stream's speaker (0-based), told by the API from the voiceprint.
+    #[serde(skip)]
+    pub speaker: Option<usize>,
 }
 
 impl Utterance {
     pub fn text(&self) -> String {
-        self.words
-            .iter()
-            .map(|w| w.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ")
+        text_of(&self.words)
     }
+}
+
+/// Words as text, one space between them.
+pub fn text_of(words: &[Word]) -> String {
+    words
+        .iter()
+        .map(|w| w.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What a recognizer says about a session.
@@ -387,6 +401,49 @@ impl Queue {
     }
 }
 
+/// Cosine above which an utterance is the same voice as a speaker's running sum (batch
+/// clustering merges clusters above 0.7; a single utterance is noisier than a cluster's mean).
+pub const SAME_VOICE: f32 = 0.55;
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b)).max(1e-12)
+}
+
+/// The speakers of one live stream so far, told apart from the voiceprints of its utterances
+/// as they come (online clustering: the only kind possible before the recording ends): an
+/// utterance goes to the speaker whose voiceprints it resembles most, if enough, else to a new
+/// speaker. Kept by the API, so a take-over keeps the labels.
+#[derive(Debug, Clone, Default)]
+pub struct Voices {
+    speakers: Vec<Vec<f32>>,
+}
+
+impl Voices {
+    /// The speaker (0-based, in order of first appearance) of an utterance's voiceprint.
+    pub fn speaker_of(&mut self, print: &[f32]) -> usize {
+        let best = self
+            .speakers
+            .iter()
+            .enumerate()
+            .map(|(i, sum)| (i, cosine(sum, print)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match best {
+            Some((i, similarity)) if similarity >= SAME_VOICE => {
+                for (s, p) in self.speakers[i].iter_mut().zip(print) {
+                    *s += p;
+                }
+                i
+            }
+            _ => {
+                self.speakers.push(print.to_vec());
+                self.speakers.len() - 1
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +455,7 @@ mod tests {
                 model: "ko".into(),
                 sample_rate: 8_000,
                 hints: vec!["안녕".into()],
+                speakers: true,
             }),
             LiveInput::Audio {
                 seq: 7,
@@ -415,5 +473,15 @@ mod tests {
         }
         assert!(LiveInput::parse("audio", &[1, 2]).is_err());
         assert!(LiveInput::parse("video", &[]).is_err());
+    }
+
+    #[test]
+    fn similar_prints_share_a_speaker_and_different_ones_do_not() {
+        let mut voices = Voices::default();
+        assert_eq!(voices.speaker_of(&[1.0, 0.0, 0.0]), 0);
+        assert_eq!(voices.speaker_of(&[0.0, 1.0, 0.0]), 1);
+        assert_eq!(voices.speaker_of(&[0.9, 0.1, 0.0]), 0);
+        assert_eq!(voices.speaker_of(&[0.1, 0.95, 0.1]), 1);
+        assert_eq!(voices.speaker_of(&[0.0, 0.0, 1.0]), 2);
     }
 }

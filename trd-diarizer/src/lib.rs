@@ -13,6 +13,7 @@
 //! - `nn`: weight loading and the convolution/matrix primitives both networks run on.
 //! - `segmenting`: labelled speech → turns no longer than the recognizer's maximum.
 //! - [`hearing`]: how much silence around each turn the recognizer hears.
+//! - [`voices`]: the voiceprint of one utterance, for telling a live stream's speakers apart.
 //! - [`der`]: diarization error rate and RTTM files, for tests and benchmarks.
 //! - [`stage`]: the queue handler — claims a normalized file, reads its PCM from the store,
 //!   diarizes, stores the segments and hands the file to recognition.
@@ -30,6 +31,7 @@ mod nn;
 mod segmenting;
 pub mod stage;
 mod vad;
+pub mod voices;
 
 pub use diarize::{diarize, DiarizationMode, DiarizationRequest, SpeakerConstraint, Turn};
 pub use error::{DiarizeError, ModelError};

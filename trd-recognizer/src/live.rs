@@ -188,9 +188,11 @@ async fn hear_session(
         };
         unheard.push(delivery.acker);
         let (partial, ended) = heard;
-        let ended = ended.map(|words| Utterance {
+        let ended = ended.map(|(words, voice)| Utterance {
             through_seq: seq,
             words,
+            voice,
+            speaker: None,
         });
         let covered = ended.is_some();
         publish(
@@ -243,22 +245,42 @@ struct LiveDecoder {
     recognizer: Option<RunRecognizer>,
     /// Session time, in seconds, at which the current recognizer began to hear.
     origin: f64,
+    /// With speakers asked for: the voice networks, and the utterance heard so far.
+    voices: Option<Arc<trd_diarizer::Models>>,
+    utterance: Vec<i16>,
 }
 
-/// The utterance in progress, and the words of one that ended.
-type Heard = (Vec<Word>, Option<Vec<Word>>);
+/// An utterance that ended: its words and, with speakers asked for, its voiceprint.
+type Ended = (Vec<Word>, Option<Vec<f32>>);
+
+/// The utterance in progress, and one that ended.
+type Heard = (Vec<Word>, Option<Ended>);
 
 impl LiveDecoder {
     async fn new(ctx: &WorkerContext, config: LiveConfig) -> Result<Self, SessionEnd> {
         let model = load_model(ctx, config.model.clone())
             .await
             .map_err(|e| SessionEnd::Failed(ErrorChain(&e).to_string()))?;
+        let voices = if config.speakers {
+            let dir = ctx.settings.diarizer_models.clone();
+            let loaded = blocking(move || trd_diarizer::Models::shared(&dir)).await?;
+            // Without the voice networks the words still come, with no speakers.
+            loaded
+                .inspect_err(
+                    |e| tracing::warn!(error = %ErrorChain(e), "no speakers for this stream"),
+                )
+                .ok()
+        } else {
+            None
+        };
         Ok(Self {
             model,
             hints: Hints::new(&config.hints),
             config,
             recognizer: None,
             origin: 0.0,
+            voices,
+            utterance: Vec::new(),
         })
     }
 
@@ -287,6 +309,9 @@ impl LiveDecoder {
 
     fn hear(&mut self, offset: u64, samples: &[i16]) -> Result<Heard, String> {
         self.begin(offset)?;
+        if self.voices.is_some() {
+            self.utterance.extend_from_slice(samples);
+        }
         let recognizer = self.recognizer.as_mut().expect("begun above");
         let state = recognizer
             .feed(samples)
@@ -296,7 +321,7 @@ impl LiveDecoder {
             let words = utterance_words(result, &self.model, &self.hints, self.origin)?;
             // The next utterance gets a new recognizer, as each batch segment does.
             self.recognizer = None;
-            return Ok((Vec::new(), Some(words)));
+            return Ok((Vec::new(), Some((words, self.voiceprint()))));
         }
         let origin = self.origin;
         let forms = self.model.spoken_forms();
@@ -316,12 +341,20 @@ impl LiveDecoder {
     }
 
     /// Ends the utterance in progress (the client asked for a final result).
-    fn end_utterance(&mut self) -> Result<Vec<Word>, String> {
+    fn end_utterance(&mut self) -> Result<Ended, String> {
         let Some(mut recognizer) = self.recognizer.take() else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         };
         let result = recognizer.vosk.final_result();
-        utterance_words(result, &self.model, &self.hints, self.origin)
+        let words = utterance_words(result, &self.model, &self.hints, self.origin)?;
+        Ok((words, self.voiceprint()))
+    }
+
+    /// The voiceprint of the utterance that just ended (and the next one starts empty).
+    fn voiceprint(&mut self) -> Option<Vec<f32>> {
+        let samples = std::mem::take(&mut self.utterance);
+        let models = self.voices.as_ref()?;
+        trd_diarizer::voices::voiceprint(models, &samples, self.config.sample_rate)
     }
 }
 

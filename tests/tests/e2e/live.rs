@@ -13,7 +13,7 @@ use trd_core::Settings;
 use trd_tests::app::{spawn_app, spawn_app_with, worker_command, TestApp, Workers};
 use trd_tests::data;
 use trd_tests::fleet::Fleet;
-use trd_tests::tools::python_json;
+use trd_tests::tools::python_json_async;
 
 const CLIENTS: &str = include_str!("../../scripts/stream_clients.py");
 
@@ -23,12 +23,7 @@ fn clip(name: &str) -> PathBuf {
 
 /// `stream_clients.py` on a blocking thread.
 async fn client(args: Vec<String>) -> Value {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        python_json(CLIENTS, &args)
-    })
-    .await
-    .unwrap()
+    python_json_async(CLIENTS, args).await
 }
 
 fn ws_url(app: &TestApp, path: &str) -> String {
@@ -204,8 +199,8 @@ async fn vosk_clients_stream_and_finals_equal_the_batch_text() {
 }
 
 /// The official `speechmatics-rt` SDK, unchanged: `RecognitionStarted`, one `AudioAdded` per
-/// frame, partials during the audio, `AddTranscript`s that together are the batch text, and
-/// `EndOfTranscript`; a `file` audio format is refused with the vendor's error.
+/// frame, partials during the audio, `AddTranscript`s close to the batch text with speakers
+/// told apart, and `EndOfTranscript`; a `file` audio format is refused with the vendor's error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn speechmatics_rt_sdk_streams_unchanged() {
     let app = spawn_app(Workers::InProcess).await;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use trd_tests::app::{spawn_app, spawn_app_with, TestApp, Workers};
 use trd_tests::data;
-use trd_tests::tools::python_json;
+use trd_tests::tools::python_json_async;
 
 const OPENAI: &str = include_str!("../../scripts/openai_sdk.py");
 
@@ -20,12 +20,7 @@ fn clip() -> PathBuf {
 
 /// `openai_sdk.py` on a blocking thread.
 async fn openai(args: Vec<String>) -> Value {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        python_json(OPENAI, &args)
-    })
-    .await
-    .unwrap()
+    python_json_async(OPENAI, args).await
 }
 
 fn args(parts: &[&str]) -> Vec<String> {

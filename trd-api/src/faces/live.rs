@@ -14,7 +14,7 @@ use futures::{SinkExt, StreamExt};
 use rocket_ws::frame::{CloseCode, CloseFrame};
 use rocket_ws::result::Result as WsResult;
 use rocket_ws::stream::DuplexStream;
-use rocket_ws::Message;
+use rocket_ws::{Channel, Message, WebSocket};
 use trd_core::live::LiveConfig;
 
 use crate::app::App;
@@ -59,7 +59,7 @@ pub enum Limit {
 }
 
 /// One protocol's reading of a live session.
-pub trait LiveProtocol: Send + 'static {
+pub trait LiveProtocol: Send + Sync + 'static {
     /// The configuration to use when audio comes before any.
     fn default_config(&self, jobs: &Jobs) -> JobResult<LiveConfig>;
     fn text(&mut self, jobs: &Jobs, text: &str) -> Vec<Action>;
@@ -75,13 +75,13 @@ pub trait LiveProtocol: Send + 'static {
 
 /// The session limits, from the settings.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+struct Limits {
     idle: Duration,
     length: Duration,
 }
 
 impl Limits {
-    pub fn of(app: &App) -> Self {
+    fn of(app: &App) -> Self {
         Limits {
             idle: Duration::from_secs(app.settings.stream_idle_seconds),
             length: Duration::from_secs(app.settings.stream_max_seconds),
@@ -99,13 +99,22 @@ pub fn socket_config(max: usize) -> rocket_ws::Config {
     }
 }
 
-/// Opens a session before the upgrade: a recognizer took it, or the request is refused.
-pub async fn open(app: &App) -> Result<LiveStream, ApiError> {
-    app.jobs.open_stream().await.map_err(ApiError::from)
+/// A live session in `protocol`: opened before the upgrade (a recognizer took it, or the
+/// request is refused), then driven on the upgraded socket.
+pub async fn serve<P: LiveProtocol>(
+    app: &App,
+    socket: WebSocket,
+    protocol: P,
+) -> Result<Channel<'static>, ApiError> {
+    let stream = app.jobs.open_stream().await?;
+    let jobs = app.jobs.clone();
+    let limits = Limits::of(app);
+    let socket = socket.config(socket_config(MAX_FRAME_BYTES));
+    Ok(socket.channel(move |socket| Box::pin(drive(socket, stream, jobs, protocol, limits))))
 }
 
 /// Runs the session until the client or the protocol ends it.
-pub async fn drive<P: LiveProtocol>(
+async fn drive<P: LiveProtocol>(
     mut socket: DuplexStream,
     mut stream: LiveStream,
     jobs: Jobs,

@@ -17,9 +17,9 @@ use rocket_ws::{Channel, Message, WebSocket};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use trd_core::domain::Word;
-use trd_core::live::{LiveConfig, Utterance};
+use trd_core::live::{text_of, LiveConfig, Utterance};
 
-use super::live::{self, Action, AnswerTo, Limits, LiveProtocol};
+use super::live::{self, Action, AnswerTo, LiveProtocol};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::identity::{Access, Operate};
@@ -39,13 +39,7 @@ pub async fn asr_ws(
     _who: Access<Operate>,
     ws: WebSocket,
 ) -> Result<Channel<'static>, ApiError> {
-    let stream = live::open(app).await?;
-    let jobs = app.jobs.clone();
-    let limits = Limits::of(app);
-    let ws = ws.config(live::socket_config(live::MAX_FRAME_BYTES));
-    Ok(ws.channel(move |socket| {
-        Box::pin(live::drive(socket, stream, jobs, Vosk::default(), limits))
-    }))
+    live::serve(app, ws, Vosk::default()).await
 }
 
 /// The client's `config` object, as the reference server reads it.
@@ -92,11 +86,7 @@ impl Vosk {
 
     /// A final result in the reference server's shape.
     fn result(&self, words: &[Word]) -> Value {
-        let text = words
-            .iter()
-            .map(|w| w.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let text = text_of(words);
         let listed: Vec<Value> = words
             .iter()
             .map(|w| {
@@ -196,12 +186,7 @@ impl LiveProtocol for Vosk {
         let finals = words_of(&answer.finals);
         match to {
             AnswerTo::Audio if answer.finals.is_empty() => {
-                let partial = answer
-                    .partial
-                    .iter()
-                    .map(|w| w.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let partial = text_of(&answer.partial);
                 vec![reply(json!({ "partial": partial }))]
             }
             AnswerTo::Audio | AnswerTo::Reset => vec![reply(self.result(&finals))],

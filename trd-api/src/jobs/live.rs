@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use trd_core::domain::{Status, Word};
-use trd_core::live::{LiveConfig, LiveEvent, LiveInput, LiveLink, Utterance};
+use trd_core::live::{LiveConfig, LiveEvent, LiveInput, LiveLink, Utterance, Voices};
 use trd_core::Queue;
 
 use super::now::RETRY_AFTER_SECONDS;
@@ -77,6 +77,7 @@ impl Jobs {
             model,
             sample_rate,
             hints,
+            speakers: false,
         })
     }
 
@@ -261,6 +262,8 @@ struct Ledger {
     answered_through: u64,
     final_through: u64,
     late_finals: Vec<Utterance>,
+    /// The stream's speakers, from the voiceprints of its finals.
+    voices: Voices,
 }
 
 impl Ledger {
@@ -268,8 +271,12 @@ impl Ledger {
     /// has had (heard again after a take-over). A final result the client has not had is kept
     /// in any case, for the next answer due.
     fn heard(&mut self, seq: u64, partial: Vec<Word>, ended: Option<Utterance>) -> Option<Answer> {
-        if let Some(utterance) = ended.filter(|u| u.through_seq > self.final_through) {
+        if let Some(mut utterance) = ended.filter(|u| u.through_seq > self.final_through) {
             self.final_through = utterance.through_seq;
+            utterance.speaker = utterance
+                .voice
+                .as_deref()
+                .map(|v| self.voices.speaker_of(v));
             self.late_finals.push(utterance);
         }
         if seq <= self.answered_through {
@@ -314,6 +321,8 @@ mod tests {
         let ended = ended.map(|through_seq| Utterance {
             through_seq,
             words: vec![word("final")],
+            voice: None,
+            speaker: None,
         });
         ledger
             .heard(seq, vec![word("partial")], ended)

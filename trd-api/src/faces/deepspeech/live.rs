@@ -15,12 +15,12 @@ use rocket::{get, State};
 use rocket_ws::{Channel, Message, WebSocket};
 use serde_json::Value;
 use trd_core::domain::AudioFile;
-use trd_core::live::LiveConfig;
+use trd_core::live::{text_of, LiveConfig};
 
 use super::stt::{self, DsError, Transcript};
 use crate::app::App;
 use crate::error::ApiError;
-use crate::faces::live::{self, Action, AnswerTo, Limits, LiveProtocol};
+use crate::faces::live::{self, Action, AnswerTo, LiveProtocol};
 use crate::faces::now::{self, Slot};
 use crate::identity::guard::{Access, Operate};
 use crate::identity::Principal;
@@ -168,12 +168,7 @@ pub async fn mic_v1(
 }
 
 async fn mic_socket(app: &App, socket: WebSocket) -> Result<Channel<'static>, DsError> {
-    let stream = live::open(app).await?;
-    let jobs = app.jobs.clone();
-    let limits = Limits::of(app);
-    let socket = socket.config(live::socket_config(live::MAX_FRAME_BYTES));
-    Ok(socket
-        .channel(move |socket| Box::pin(live::drive(socket, stream, jobs, Mic::default(), limits))))
+    Ok(live::serve(app, socket, Mic::default()).await?)
 }
 
 /// The microphone's rate, fixed by the protocol.
@@ -208,12 +203,7 @@ impl LiveProtocol for Mic {
                 .map(|u| u.text())
                 .filter(|t| !t.is_empty()),
         );
-        let partial = answer
-            .partial
-            .iter()
-            .map(|w| w.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let partial = text_of(&answer.partial);
         let mut so_far = self.heard.join(" ");
         if !partial.is_empty() {
             if !so_far.is_empty() {

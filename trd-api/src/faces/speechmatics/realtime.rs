@@ -11,22 +11,23 @@
 //! - `EndOfStream {last_seq_no}` → the last `AddTranscript`, then `EndOfTranscript`;
 //! - `Error {type, reason}` (then the socket closes) and `Warning {type, reason}`.
 //!
+//! With `diarization: speaker` every final word carries its utterance's speaker, `S1`, `S2`…
+//! in order of first appearance, told apart from each utterance's voiceprint as the stream
+//! goes (partials, and utterances too short to tell, are `UU`, the vendor's "unknown").
 //! `audio_format` `file` (a container to decode) is refused with `invalid_audio_type`: a live
-//! session hears PCM; a file goes to the batch API. Live sessions have no speaker
-//! diarization: with `diarization: speaker` the words are labelled `UU` (the vendor's
-//! "unknown speaker") and a `Warning` says so.
+//! session hears PCM; a file goes to the batch API.
 
 use rocket::{get, State};
 use rocket_ws::{Channel, Message, WebSocket};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use trd_core::domain::Word;
-use trd_core::live::LiveConfig;
+use trd_core::live::{text_of, LiveConfig};
 use trd_export::json_v2::Diarization;
 
 use super::config::JobConfig;
 use crate::app::App;
-use crate::faces::live::{self, Action, AnswerTo, Limit, Limits, LiveProtocol};
+use crate::faces::live::{self, Action, AnswerTo, Limit, LiveProtocol};
 use crate::identity::{Access, Operate};
 use crate::jobs::{Answer, JobError, JobResult, Jobs};
 
@@ -37,19 +38,9 @@ pub async fn realtime(
     _who: Access<Operate>,
     ws: WebSocket,
 ) -> Result<Channel<'static>, super::error::SmError> {
-    let stream = live::open(app).await.map_err(super::error::SmError::Api)?;
-    let jobs = app.jobs.clone();
-    let limits = Limits::of(app);
-    let ws = ws.config(live::socket_config(live::MAX_FRAME_BYTES));
-    Ok(ws.channel(move |socket| {
-        Box::pin(live::drive(
-            socket,
-            stream,
-            jobs,
-            Realtime::default(),
-            limits,
-        ))
-    }))
+    live::serve(app, ws, Realtime::default())
+        .await
+        .map_err(super::error::SmError::Api)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,11 +120,12 @@ impl Realtime {
             .as_bool()
             .unwrap_or(false);
         let hints = config.vocab.iter().map(|v| v.content.clone()).collect();
-        let live_config = jobs
+        let mut live_config = jobs
             .stream_config(Some(&config.language), rate, hints)
             .map_err(|e| Refused("invalid_config", e.to_string()))?;
         let speaker_labels = config.diarization == Diarization::Speaker;
-        let mut actions = vec![Action::Send(text(json!({
+        live_config.speakers = speaker_labels;
+        let actions = vec![Action::Send(text(json!({
             "message": "RecognitionStarted",
             "id": uuid::Uuid::new_v4().to_string(),
             "language_pack_info": {
@@ -144,12 +136,6 @@ impl Realtime {
                 "adapted": false,
             },
         })))];
-        if speaker_labels {
-            actions.push(warning(
-                "unsupported_diarization",
-                "live sessions have no speaker diarization; words are labelled UU",
-            ));
-        }
         self.started = Some(Started {
             encoding,
             language: config.language,
@@ -160,7 +146,7 @@ impl Realtime {
     }
 
     /// A transcript message: `AddTranscript` or `AddPartialTranscript`.
-    fn transcript(&self, message: &str, words: &[Word]) -> Action {
+    fn transcript(&self, message: &str, words: &[Word], speaker: Option<usize>) -> Action {
         let started = self.started.as_ref().expect("answers come after the start");
         let results: Vec<Value> = words
             .iter()
@@ -171,7 +157,8 @@ impl Realtime {
                     "language": started.language,
                 });
                 if started.speaker_labels {
-                    alternative["speaker"] = json!("UU");
+                    alternative["speaker"] =
+                        json!(speaker.map_or("UU".to_owned(), |s| format!("S{}", s + 1)));
                 }
                 json!({
                     "type": "word",
@@ -181,11 +168,7 @@ impl Realtime {
                 })
             })
             .collect();
-        let transcript = words
-            .iter()
-            .map(|w| w.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let transcript = text_of(words);
         Action::Send(text(json!({
             "message": message,
             "format": "2.9",
@@ -311,21 +294,16 @@ impl LiveProtocol for Realtime {
             .finals
             .iter()
             .filter(|u| !u.words.is_empty())
-            .map(|u| self.transcript("AddTranscript", &u.words))
+            .map(|u| self.transcript("AddTranscript", &u.words, u.speaker))
             .collect();
         if !answer.finals.is_empty() {
             self.last_partial.clear();
         }
         let partials = self.started.as_ref().is_some_and(|s| s.partials);
-        let partial = answer
-            .partial
-            .iter()
-            .map(|w| w.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let partial = text_of(&answer.partial);
         if partials && to == AnswerTo::Audio && !partial.is_empty() && partial != self.last_partial
         {
-            actions.push(self.transcript("AddPartialTranscript", &answer.partial));
+            actions.push(self.transcript("AddPartialTranscript", &answer.partial, None));
             self.last_partial = partial;
         }
         if to == AnswerTo::End {
