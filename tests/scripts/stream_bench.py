@@ -23,11 +23,16 @@ Measures:
   partial_latency  per chunk: its reply's arrival minus the chunk's send time (the server answers
                    every binary frame once, in order, so replies are matched FIFO)
   final_latency    per final result with words, before eof: its arrival minus the send time of
-                   the chunk holding the audio at the last word's `end` (word times count from the
-                   start of the session's audio); the reply to eof is not counted
+                   the chunk it answers, the chunk in which the server ended the utterance (the
+                   server's own delay in delivering a final result); the reply to eof is not
+                   counted
+  after_speech     per final result likewise: its arrival minus the send time of the chunk
+                   holding the audio at the last word's `end` (word times count from the start of
+                   the session's audio): final_latency plus the trailing silence the engine
+                   waits for before it ends an utterance
 Prints one JSON line:
   {"streams", "sessions_ok", "errors": [{"session", ...}], "partial_latency": {"p50", "p95",
-   "max", "n"}, "final_latency": {...}, "audio_seconds", "wall_seconds", "replies", "finals",
+   "max", "n"}, "final_latency": {...}, "after_speech": {...}, "audio_seconds", "wall_seconds", "replies", "finals",
    "send_lag_max" (worst lateness of a chunk against its schedule: the driver's own health)}
 Latencies are in seconds. A session is ok when it got a reply to every chunk and to eof and the
 server then closed the connection.
@@ -103,7 +108,7 @@ def final_words(reply):
 
 class Stats:
     def __init__(self):
-        self.partial, self.final, self.errors = [], [], []
+        self.partial, self.final, self.after_speech, self.errors = [], [], [], []
         self.ok = self.replies = self.finals = 0
         self.audio_seconds = self.send_lag_max = 0.0
 
@@ -121,13 +126,15 @@ async def run_session(index, args, audio, rate, start_at, stats):
         async for message in ws:
             now = time.monotonic()
             if pending:
-                stats.partial.append(now - pending.popleft())
+                answered = now - pending.popleft()
+                stats.partial.append(answered)
                 stats.replies += 1
                 words = final_words(json.loads(message))
                 if words:
                     stats.finals += 1
+                    stats.final.append(answered)
                     k = min(int(words[-1]["end"] / chunk_seconds), len(sent_at) - 1)
-                    stats.final.append(now - sent_at[k])
+                    stats.after_speech.append(now - sent_at[k])
             elif eof["sent"] and not eof["answered"]:
                 eof["answered"] = True
             else:
@@ -201,6 +208,7 @@ async def bench(args, clips, rate):
         "errors": stats.errors,
         "partial_latency": summary(stats.partial),
         "final_latency": summary(stats.final),
+        "after_speech": summary(stats.after_speech),
         "audio_seconds": round(stats.audio_seconds, 3),
         "wall_seconds": round(time.monotonic() - began, 3),
         "replies": stats.replies,

@@ -285,15 +285,53 @@ async fn deepspeech_sockets_answer_like_the_original_server() {
     let strings = mic["partials"].as_array().unwrap();
     close_to_batch(&json!({"text": strings.last().unwrap()["text"]}), &expected);
     assert!(strings.len() > 10, "one answer per chunk: {mic}");
+}
 
-    // A wrong credential is refused before the upgrade.
-    let wrong = client(vec![
-        "deepspeech-mic".into(),
-        ws_url(&app, "/api/v1/stt/mic?token=trd_wrong"),
-        short.to_string_lossy().into_owned(),
-    ])
-    .await;
-    assert_eq!(wrong["refused"]["status"], 401, "{wrong}");
+/// Every live route is behind the identity layer: a wrong key is refused before the upgrade
+/// (401), a key without the `operate` scope too (403), whether it comes as a header or in the
+/// URL for browsers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_routes_refuse_wrong_and_read_only_keys() {
+    let app = spawn_app(Workers::None).await;
+    let (_, reader) = app.create_key(&["read"], None).await;
+    let audio = clip("104_003_0019");
+    let routes = [
+        ("vosk", "/asr/ws"),
+        ("deepspeech-mic", "/api/stt/mic"),
+        ("deepspeech-mic", "/api/v1/stt/mic"),
+        ("deepspeech-ws", "/api/stt/ws"),
+        ("deepspeech-ws", "/api/v1/stt/ws"),
+    ];
+    for (protocol, path) in routes {
+        for (key, status) in [("trd_wrong", 401), (reader.as_str(), 403)] {
+            let in_url = client(vec![
+                protocol.into(),
+                ws_url(&app, &format!("{path}?token={key}")),
+                audio.to_string_lossy().into_owned(),
+            ])
+            .await;
+            assert_eq!(in_url["refused"]["status"], status, "{path}: {in_url}");
+            let in_header = stream(&app, key, protocol, path, &audio, &[]).await;
+            assert_eq!(
+                in_header["refused"]["status"], status,
+                "{path}: {in_header}"
+            );
+        }
+    }
+    for (key, status) in [("trd_wrong", 401), (reader.as_str(), 403)] {
+        let speechmatics = stream(&app, key, "speechmatics", "/v2", &audio, &[]).await;
+        assert_eq!(speechmatics["refused"]["status"], status, "{speechmatics}");
+        let jwt = client(vec![
+            "speechmatics".into(),
+            ws_url(&app, &format!("/v2?jwt={key}")),
+            audio.to_string_lossy().into_owned(),
+        ])
+        .await;
+        assert!(
+            jwt["refused"].is_object() || jwt["error"].is_object(),
+            "{jwt}"
+        );
+    }
 }
 
 /// Two recognizer processes with four slots each; four real-time streams; one recognizer is
