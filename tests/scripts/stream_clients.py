@@ -31,7 +31,9 @@ Options:
                            (vosk still awaits each frame's reply)
   --timeout S              give up on the whole session after S seconds (default 120)
   vosk:          --no-config, --phrase-list JSON, --max-alternatives N,
-                 --reset-at SECONDS (send {"reset" : 1} once that much audio has been sent)
+                 --reset-at SECONDS (send {"reset" : 1} once that much audio has been sent),
+                 --silent-after SECONDS (after that much audio send nothing more, not even eof,
+                 and read until the server closes: how a stalled client looks)
   speechmatics:  --language L (default ko), --max-delay S (default 2.0), --diarization speaker,
                  --additional-vocab WORD,WORD, --file-format (audio_format type "file"; chunks
                  of --chunk-ms by the duration from the WAV header or ffprobe, else 4096 bytes
@@ -46,7 +48,8 @@ Prints one JSON line:
    "replies" (replies to audio frames, vosk/mic), "refused" (null or {"status", "headers", "body"}
    when the upgrade is answered with an HTTP status; header names lower-cased),
    "error" (null, {"type", "reason"} from a protocol error or {"exception": repr}),
-   "warnings", "close_code", "session_id", "audio_seconds", "other" (replies of no known kind)}
+   "warnings", "close_code", "session_id", "audio_seconds" (the file's), "audio_sent" (seconds of
+   it sent), "other" (replies of no known kind)}
 For speechmatics a refusal's body is "" (the SDK drops it) and "error" holds the SDK's exception.
 plus per protocol: vosk finals carry "kind" (result/reset/eof), "words" and, with
 --max-alternatives, "alternatives"; speechmatics adds "seq_nos" (AudioAdded), "end_of_transcript"
@@ -171,7 +174,7 @@ class Report:
         self.data = {
             "protocol": protocol, "finals": [], "text": "", "partials": [], "replies": 0,
             "refused": None, "error": None, "warnings": [], "close_code": None,
-            "session_id": None, "audio_seconds": seconds, "other": [],
+            "session_id": None, "audio_seconds": seconds, "audio_sent": 0.0, "other": [],
         }
         self.first_audio = None  # monotonic time the first audio was sent
         self.audio_sent = 0.0  # seconds of audio sent so far
@@ -187,6 +190,7 @@ class Report:
         if self.first_audio is None:
             self.first_audio = time.monotonic()
         self.audio_sent += seconds
+        self.data["audio_sent"] = round(self.audio_sent, 3)
 
     def clock(self):
         t = 0.0 if self.first_audio is None else time.monotonic() - self.first_audio
@@ -325,6 +329,10 @@ async def run_vosk(args, wav, report):
                     reset_pending = False
                     await ws.send(VOSK_RESET)
                     vosk_reply(report, await ws.recv(), "reset")
+                if args.silent_after is not None and report.audio_sent >= args.silent_after:
+                    async for message in ws:  # until the server closes
+                        vosk_reply(report, message, "result")
+                    return
             await ws.send(VOSK_EOF)
             async for message in ws:  # until the server closes
                 vosk_reply(report, message, "eof")
@@ -532,6 +540,7 @@ def parse_args():
     p.add_argument("--phrase-list")
     p.add_argument("--max-alternatives", type=int)
     p.add_argument("--reset-at", type=float)
+    p.add_argument("--silent-after", type=float)
     p.add_argument("--language", default="ko")
     p.add_argument("--max-delay", type=float, default=2.0)
     p.add_argument("--diarization")

@@ -463,3 +463,49 @@ async fn streams_beyond_the_slots_are_refused_at_once() {
     let again = stream(&app, &key, "vosk", "/asr/ws", &audio, &["--speed", "5"]).await;
     no_error(&again);
 }
+
+/// The session limits: a client that goes silent is closed after `stream_idle_seconds` (1001,
+/// going away), and a session that reaches `stream_max_seconds` ends with its final result and
+/// a normal close while the client still sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn silent_and_overlong_sessions_end() {
+    let app = spawn_app_with(Workers::InProcess, |s| {
+        s.stream_idle_seconds = 2;
+        s.stream_max_seconds = 4;
+    })
+    .await;
+    let (_, key) = app.create_key(&["read", "operate"], None).await;
+    let audio = clip("104_003_0019");
+
+    let started = Instant::now();
+    let silent = stream(
+        &app,
+        &key,
+        "vosk",
+        "/asr/ws",
+        &audio,
+        &["--silent-after", "1"],
+    )
+    .await;
+    assert_eq!(silent["close_code"], 1001, "{silent}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(15),
+        "{waited:?}"
+    );
+
+    let overlong = stream(&app, &key, "vosk", "/asr/ws", &audio, &[]).await;
+    assert_eq!(overlong["close_code"], 1000, "{overlong}");
+    let sent = overlong["audio_sent"].as_f64().unwrap();
+    assert!(
+        sent < 8.0,
+        "the session ended at its length limit: {overlong}"
+    );
+    let finals = overlong["finals"].as_array().unwrap();
+    assert!(
+        finals
+            .iter()
+            .any(|f| !f["text"].as_str().unwrap_or_default().is_empty()),
+        "what was heard comes as a final result: {overlong}"
+    );
+}
