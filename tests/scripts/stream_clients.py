@@ -307,6 +307,15 @@ def word_span(words):
     return (words[0].get("start"), words[-1].get("end")) if words else (None, None)
 
 
+async def drained(ws):
+    """The messages a closed connection had received before its close."""
+    while True:
+        try:
+            yield await ws.recv()
+        except ConnectionClosed:
+            return
+
+
 async def run_vosk(args, wav, report):
     config = {"sample_rate": wav.rate, "words": 1}
     if args.phrase_list:
@@ -321,7 +330,14 @@ async def run_vosk(args, wav, report):
                 await ws.send(json.dumps({"config": config}))
             for k, chunk in enumerate(wav.chunks(args.chunk_ms)):
                 await pacer.wait(k)
-                await ws.send(chunk)
+                try:
+                    await ws.send(chunk)
+                except ConnectionClosed:
+                    # The server ended the session (a limit): what it said before closing is
+                    # still to be read.
+                    async for message in drained(ws):
+                        vosk_reply(report, message, "result")
+                    return
                 report.sent(len(chunk) / wav.bytes_per_second)
                 vosk_reply(report, await ws.recv(), "result")
                 report["replies"] += 1

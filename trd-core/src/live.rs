@@ -232,22 +232,13 @@ impl Queue {
     /// with the delivery limit of every stage queue, so a session whose audio keeps killing
     /// recognizers is dropped (the API then ends it with an error).
     pub(crate) async fn declare_live_topology(&self, ch: &Channel) -> QueueResult<()> {
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
-        args.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongInt(self.max_delivery_attempts().saturating_sub(1) as i32),
-        );
         within(ch.queue_declare(
             self.live_offer_queue().as_str().into(),
             QueueDeclareOptions {
                 durable: true,
                 ..Default::default()
             },
-            args,
+            self.work_queue_args(),
         ))
         .await?;
         Ok(())
@@ -329,22 +320,10 @@ impl Queue {
         let _ = within(link.channel.close(200, "session over".into())).await;
     }
 
-    /// Recognizers taking live streams now (health, tests): consumers of the offer queue,
-    /// asked on a throw-away channel.
+    /// Recognizers taking live streams now (health, tests): consumers of the offer queue.
     pub async fn live_offer_consumers(&self) -> QueueResult<u32> {
-        let link = self.link().await?;
-        let channel = within(link.connection.create_channel()).await?;
-        let declared = within(channel.queue_declare(
-            self.live_offer_queue().as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ))
-        .await;
-        let _ = channel.close(200, "bye".into()).await;
-        Ok(declared?.consumer_count())
+        let figures = self.figures_of(vec![self.live_offer_queue()]).await?;
+        Ok(figures.first().map_or(0, |q| q.consumers))
     }
 
     /// Recognizer side: a consumer of session offers holding at most `slots` at once.

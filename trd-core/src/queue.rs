@@ -147,8 +147,19 @@ impl Queue {
         &self.inner.prefix
     }
 
-    pub(crate) fn max_delivery_attempts(&self) -> u32 {
-        self.inner.max_delivery_attempts
+    /// A queue of work: quorum, and a message that keeps killing or stalling its workers is
+    /// given up after `max_delivery_attempts`.
+    pub(crate) fn work_queue_args(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(self.inner.max_delivery_attempts.saturating_sub(1) as i32),
+        );
+        args
     }
 
     /// The batch lane's queue of `stage`.
@@ -208,15 +219,7 @@ impl Queue {
                 .await?;
             for lane in Lane::ALL {
                 let name = self.lane_queue_name(stage, lane);
-                let mut args = FieldTable::default();
-                args.insert(
-                    "x-queue-type".into(),
-                    AMQPValue::LongString("quorum".into()),
-                );
-                args.insert(
-                    "x-delivery-limit".into(),
-                    AMQPValue::LongInt(self.inner.max_delivery_attempts.saturating_sub(1) as i32),
-                );
+                let mut args = self.work_queue_args();
                 args.insert(
                     "x-dead-letter-exchange".into(),
                     AMQPValue::LongString(dlx.as_str().into()),
@@ -295,11 +298,17 @@ impl Queue {
     /// dead-letter queue (health and metrics). Passive declares run on a channel of their own: a missing queue
     /// closes the channel it was asked on, and that must never be the publisher's.
     pub async fn inspect(&self) -> QueueResult<Vec<QueueFigures>> {
+        self.figures_of(self.all_queue_names()).await
+    }
+
+    /// Messages ready and consumers attached for each named queue, asked by passive declares
+    /// on a throw-away channel.
+    pub(crate) async fn figures_of(&self, names: Vec<String>) -> QueueResult<Vec<QueueFigures>> {
         let link = self.link().await?;
         let channel = within(link.connection.create_channel()).await?;
         let mut out = Vec::new();
-        for name in self.all_queue_names() {
-            let q = within(channel.queue_declare(
+        for name in names {
+            let declared = within(channel.queue_declare(
                 name.as_str().into(),
                 QueueDeclareOptions {
                     passive: true,
@@ -307,7 +316,14 @@ impl Queue {
                 },
                 FieldTable::default(),
             ))
-            .await?;
+            .await;
+            let q = match declared {
+                Ok(q) => q,
+                Err(e) => {
+                    let _ = channel.close(200, "bye".into()).await;
+                    return Err(e);
+                }
+            };
             out.push(QueueFigures {
                 name,
                 messages: q.message_count(),

@@ -23,7 +23,7 @@ use crate::jobs::{Answer, JobError, JobResult, Jobs, LiveStream};
 
 /// The largest frame a live client may send: a few seconds of audio is plenty; more would only
 /// be memory a client makes the server hold.
-pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
 /// How often the client is pinged (proxies close idle connections; a dead peer shows).
 const PING_EVERY: Duration = Duration::from_secs(20);

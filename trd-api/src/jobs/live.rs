@@ -25,7 +25,7 @@ use super::now::RETRY_AFTER_SECONDS;
 use super::{JobError, JobResult, Jobs};
 
 /// Sample rates a stream may declare (what Vosk's feature pipeline accepts sensibly).
-pub const STREAM_RATES: std::ops::RangeInclusive<u32> = 8_000..=48_000;
+const STREAM_RATES: std::ops::RangeInclusive<u32> = 8_000..=48_000;
 
 /// A recognizer's answer to one input message, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,11 +186,6 @@ impl LiveStream {
             .publish_live_input(self.link(), &LiveInput::End { seq })
             .await?;
         Ok(self.take_seq(0))
-    }
-
-    /// Seconds of audio sent so far.
-    pub fn seconds_sent(&self) -> f64 {
-        self.samples_sent as f64 / f64::from(self.sample_rate.unwrap_or(16_000))
     }
 
     /// Whether answers are outstanding.

@@ -79,10 +79,7 @@ fn file_socket(app: &App, who: Principal, slot: Slot, socket: WebSocket) -> Chan
             let started = Instant::now();
             match transcribe(&app, &who, slot, audio, &hot_words).await {
                 Ok(text) => {
-                    let answer = Transcript {
-                        message: text,
-                        time: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-                    };
+                    let answer = Transcript::since(started, text);
                     let body = serde_json::to_string(&answer).expect("the transcript serialises");
                     socket.send(Message::Text(body)).await?;
                     let _ = socket.close(None).await;

@@ -92,6 +92,16 @@ pub struct Transcript {
     pub time: f64,
 }
 
+impl Transcript {
+    /// The text of a request that began at `started`.
+    pub fn since(started: Instant, message: String) -> Self {
+        Transcript {
+            message,
+            time: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        }
+    }
+}
+
 #[utoipa::path(
     tag = "deepspeech",
     summary = "Transcribe audio (the original layout)",
@@ -142,11 +152,8 @@ async fn transcribe(
         live,
         decoded,
         Whole(move |_: &AudioFile, s: &[Segment]| {
-            serde_json::to_vec(&Transcript {
-                message: trd_export::openai::text(s),
-                time: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-            })
-            .expect("the transcript serialises")
+            serde_json::to_vec(&Transcript::since(started, trd_export::openai::text(s)))
+                .expect("the transcript serialises")
         }),
     )
     .boxed();
