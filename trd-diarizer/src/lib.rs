@@ -13,6 +13,7 @@
 //! - `nn`: weight loading and the convolution/matrix primitives both networks run on.
 //! - `segmenting`: labelled speech → turns no longer than the recognizer's maximum.
 //! - [`hearing`]: how much silence around each turn the recognizer hears.
+//! - [`live_turns`]: a live stream's turns, cut as the batch cuts them, as soon as they settle.
 //! - [`voices`]: the voiceprint of one utterance, for telling a live stream's speakers apart.
 //! - [`der`]: diarization error rate and RTTM files, for tests and benchmarks.
 //! - [`stage`]: the queue handler — claims a normalized file, reads its PCM from the store,
@@ -26,6 +27,7 @@ pub mod error;
 mod fbank;
 pub mod hearing;
 mod linalg;
+pub mod live_turns;
 pub mod models;
 mod nn;
 mod segmenting;

@@ -11,45 +11,56 @@ pub struct Speech {
 
 /// Pauses shorter than this between one speaker's speech belong to the turn: people breathe
 /// and hesitate mid-sentence, and the recognizer does better with the whole sentence.
-const MERGE_PAUSE: f64 = 1.0;
+pub const MERGE_PAUSE: f64 = 1.0;
 /// Gaps inside words and between closely spoken words are shorter than this; cutting there
 /// would split a word.
 const WORD_PAUSE: f64 = 0.2;
 
 /// `speech` (one channel, sorted, non-overlapping) as turns of at most `max_seconds`.
-/// `probabilities` are the voice-activity scores, one per `frame_seconds`, used to find the
-/// quietest moment when a turn has no pause to cut at.
+/// `probabilities` are the voice-activity scores, one per `frame_seconds` from the start of
+/// the audio, used to find the quietest moment when a turn has no pause to cut at.
 pub fn turns(
     speech: &[Speech],
     max_seconds: f64,
     probabilities: &[f32],
     frame_seconds: f64,
 ) -> Vec<Speech> {
+    let frames = Frames {
+        probabilities,
+        first: 0,
+        seconds: frame_seconds,
+    };
+    turns_of(speech, max_seconds, &frames)
+}
+
+/// Voice-activity scores from frame `first` of the audio on.
+pub struct Frames<'a> {
+    pub probabilities: &'a [f32],
+    pub first: usize,
+    pub seconds: f64,
+}
+
+/// [`turns`] with scores that may begin part-way into the audio (a live stream's).
+pub fn turns_of(speech: &[Speech], max_seconds: f64, frames: &Frames<'_>) -> Vec<Speech> {
     let mut out = Vec::new();
     let mut group: Vec<Speech> = Vec::new();
     for piece in speech {
         if let Some(last) = group.last() {
             if last.speaker != piece.speaker || piece.start - last.end > MERGE_PAUSE {
-                split_turn(&group, max_seconds, probabilities, frame_seconds, &mut out);
+                split_turn(&group, max_seconds, frames, &mut out);
                 group.clear();
             }
         }
         group.push(*piece);
     }
     if !group.is_empty() {
-        split_turn(&group, max_seconds, probabilities, frame_seconds, &mut out);
+        split_turn(&group, max_seconds, frames, &mut out);
     }
     out
 }
 
 /// Cuts one speaker's turn (its speech pieces, separated by short pauses) into segments.
-fn split_turn(
-    pieces: &[Speech],
-    max_seconds: f64,
-    probabilities: &[f32],
-    frame_seconds: f64,
-    out: &mut Vec<Speech>,
-) {
+fn split_turn(pieces: &[Speech], max_seconds: f64, frames: &Frames<'_>, out: &mut Vec<Speech>) {
     let speaker = pieces[0].speaker;
     let end = pieces[pieces.len() - 1].end;
     let pauses: Vec<(f64, f64)> = pieces.windows(2).map(|w| (w[0].end, w[1].start)).collect();
@@ -67,12 +78,7 @@ fn split_turn(
         let (cut_end, next_start) = match long.or(longest) {
             Some(&&(a, b)) => (a, b),
             None => {
-                let t = quietest(
-                    probabilities,
-                    frame_seconds,
-                    start + max_seconds / 2.0,
-                    limit,
-                );
+                let t = quietest(frames, start + max_seconds / 2.0, limit);
                 (t, t)
             }
         };
@@ -91,12 +97,17 @@ fn split_turn(
 }
 
 /// The boundary between frames in `[from, to]` where speech is least likely.
-fn quietest(probabilities: &[f32], frame_seconds: f64, from: f64, to: f64) -> f64 {
-    let first = (from / frame_seconds).ceil() as usize;
-    let last = ((to / frame_seconds).floor() as usize).min(probabilities.len());
+fn quietest(frames: &Frames<'_>, from: f64, to: f64) -> f64 {
+    let Frames {
+        probabilities,
+        first: offset,
+        seconds,
+    } = *frames;
+    let first = ((from / seconds).ceil() as usize).max(offset);
+    let last = ((to / seconds).floor() as usize).min(offset + probabilities.len());
     (first..last)
-        .min_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
-        .map_or(to, |frame| (frame as f64 + 0.5) * frame_seconds)
+        .min_by(|&a, &b| probabilities[a - offset].total_cmp(&probabilities[b - offset]))
+        .map_or(to, |frame| (frame as f64 + 0.5) * seconds)
         .clamp(from, to)
 }
 

@@ -15,16 +15,95 @@ pub const WEIGHTS_FILE: &str = "silero-vad-6.2.3/silero_vad_16k.safetensors";
 
 pub const SAMPLE_RATE: u32 = 16_000;
 /// Samples per chunk, i.e. per probability.
-const CHUNK: usize = 512;
+pub const CHUNK: usize = 512;
 /// The model sees each chunk prefixed with the last samples of the chunk before.
-const CONTEXT: usize = 64;
+pub const CONTEXT: usize = 64;
 const FFT: usize = 256;
 const HOP: usize = 128;
 const BINS: usize = FFT / 2 + 1;
 const HIDDEN: usize = 128;
 /// Chunks per independently run block: the LSTM state restarts at each block so that blocks
 /// run in parallel; a minute is long enough that the restart's brief warm-up costs nothing.
-const BLOCK_CHUNKS: usize = 60 * SAMPLE_RATE as usize / CHUNK;
+pub const BLOCK_CHUNKS: usize = 60 * SAMPLE_RATE as usize / CHUNK;
+/// Chunks whose front end runs as one product. A live stream is heard in these same groups
+/// (a product's rounding depends on its shape), so that its probabilities, and so its speech
+/// regions, equal the file's to the bit; 160 ms keeps a stream's wait for a group short.
+const GROUP_CHUNKS: usize = 5;
+const _: () = assert!(BLOCK_CHUNKS.is_multiple_of(GROUP_CHUNKS));
+
+/// The LSTM's memory between chunks.
+struct LstmState {
+    h: [f32; HIDDEN],
+    c: [f32; HIDDEN],
+}
+
+impl Default for LstmState {
+    fn default() -> Self {
+        Self {
+            h: [0.0; HIDDEN],
+            c: [0.0; HIDDEN],
+        }
+    }
+}
+
+/// Speech probabilities of audio that arrives piece by piece: they equal, to the bit, those
+/// of the whole audio.
+#[derive(Default)]
+pub struct VadStream {
+    /// The last chunk's context, then samples not yet in a group.
+    buffer: Vec<i16>,
+    /// How many samples at the start of `buffer` are context.
+    context: usize,
+    /// Chunks already scored.
+    chunks: usize,
+    state: LstmState,
+}
+
+impl VadStream {
+    /// A stream taken up at chunk `chunks` (the start of a block), given the samples before it.
+    pub fn resume(chunks: usize, context: &[i16]) -> Self {
+        let context = &context[context.len().saturating_sub(CONTEXT)..];
+        Self {
+            buffer: context.to_vec(),
+            context: context.len(),
+            chunks,
+            state: LstmState::default(),
+        }
+    }
+
+    /// Adds samples; gives the probabilities of every group they complete.
+    pub fn push(&mut self, vad: &SileroVad, samples: &[i16]) -> Vec<f32> {
+        self.buffer.extend_from_slice(samples);
+        let mut out = Vec::new();
+        while self.buffer.len() - self.context >= GROUP_CHUNKS * CHUNK {
+            self.score(vad, GROUP_CHUNKS, &mut out);
+        }
+        out
+    }
+
+    /// The probabilities of the last samples, the final chunk padded with silence; the
+    /// stream is then empty.
+    pub fn finish(&mut self, vad: &SileroVad) -> Vec<f32> {
+        let mut out = Vec::new();
+        let chunks = (self.buffer.len() - self.context).div_ceil(CHUNK);
+        if chunks > 0 {
+            self.score(vad, chunks, &mut out);
+        }
+        out
+    }
+
+    fn score(&mut self, vad: &SileroVad, count: usize, out: &mut Vec<f32>) {
+        if self.chunks.is_multiple_of(BLOCK_CHUNKS) {
+            self.state = LstmState::default();
+        }
+        vad.run_group(&self.buffer, self.context, count, &mut self.state, out);
+        self.chunks += count;
+        let used = (self.context + count * CHUNK).min(self.buffer.len());
+        let keep_from = used.saturating_sub(CONTEXT);
+        self.buffer.drain(..keep_from);
+        self.context = used - keep_from;
+    }
+}
 
 pub struct SileroVad {
     stft: Vec<f32>,
@@ -78,14 +157,35 @@ impl SileroVad {
         blocks
             .par_iter()
             .flat_map_iter(|&first| {
-                self.run_block(samples, first, (first + BLOCK_CHUNKS).min(chunks))
+                let end = (first + BLOCK_CHUNKS).min(chunks);
+                let mut state = LstmState::default();
+                let mut probabilities = Vec::with_capacity(end - first);
+                for group in (first..end).step_by(GROUP_CHUNKS) {
+                    let count = GROUP_CHUNKS.min(end - group);
+                    self.run_group(
+                        samples,
+                        group * CHUNK,
+                        count,
+                        &mut state,
+                        &mut probabilities,
+                    );
+                }
+                probabilities
             })
             .collect()
     }
 
-    fn run_block(&self, samples: &[i16], first: usize, end: usize) -> Vec<f32> {
-        let features = self.encode(samples, first, end);
-        let count = end - first;
+    /// Probabilities of `count` chunks, the first starting at `samples[first_sample]` (the
+    /// samples before it are its context; missing ones count as silence), appended to `out`.
+    fn run_group(
+        &self,
+        samples: &[i16],
+        first_sample: usize,
+        count: usize,
+        state: &mut LstmState,
+        out: &mut Vec<f32>,
+    ) {
+        let features = self.encode(samples, first_sample, count);
         // The input projection of every chunk at once; the recurrence adds the hidden part.
         let mut gates_in = vec![0.0; count * 4 * HIDDEN];
         matmul(
@@ -97,10 +197,8 @@ impl SileroVad {
             4 * HIDDEN,
         );
 
-        let mut h = [0.0f32; HIDDEN];
-        let mut c = [0.0f32; HIDDEN];
+        let LstmState { h, c } = state;
         let mut gates = [0.0f32; 4 * HIDDEN];
-        let mut probabilities = Vec::with_capacity(count);
         for step in gates_in.chunks_exact(4 * HIDDEN) {
             for (g, ((row, input), bias)) in gates.iter_mut().zip(
                 self.weight_hh
@@ -108,7 +206,7 @@ impl SileroVad {
                     .zip(step)
                     .zip(&self.bias),
             ) {
-                *g = input + bias + dot(row, &h);
+                *g = input + bias + dot(row, h);
             }
             // PyTorch's gate order: input, forget, cell, output.
             for j in 0..HIDDEN {
@@ -122,24 +220,23 @@ impl SileroVad {
             let logit: f32 = self
                 .out_weight
                 .iter()
-                .zip(&h)
+                .zip(h.iter())
                 .map(|(w, v)| w * v.max(0.0))
                 .sum();
-            probabilities.push(sigmoid(logit + self.out_bias));
+            out.push(sigmoid(logit + self.out_bias));
         }
-        probabilities
     }
 
-    /// The convolutional front end for chunks `first..end`: one HIDDEN-wide row per chunk.
-    fn encode(&self, samples: &[i16], first: usize, end: usize) -> Vec<f32> {
-        let count = end - first;
+    /// The convolutional front end for `count` chunks from `samples[first_sample]`: one
+    /// HIDDEN-wide row per chunk.
+    fn encode(&self, samples: &[i16], first_sample: usize, count: usize) -> Vec<f32> {
         let padded = CONTEXT + CHUNK + CONTEXT;
         let frames = (padded - FFT) / HOP + 1;
         // Short-time spectra of every chunk as one product: windows are columns.
         let mut windows = vec![0.0; FFT * count * frames];
         let mut input = [0.0f32; CONTEXT + CHUNK + CONTEXT];
-        for chunk in first..end {
-            let start = (chunk * CHUNK) as isize - CONTEXT as isize;
+        for chunk in 0..count {
+            let start = (first_sample + chunk * CHUNK) as isize - CONTEXT as isize;
             for (i, v) in input[..CONTEXT + CHUNK].iter_mut().enumerate() {
                 let pos = start + i as isize;
                 *v = if pos >= 0 {
@@ -155,7 +252,7 @@ impl SileroVad {
                 input[CONTEXT + CHUNK + i] = input[CONTEXT + CHUNK - 2 - i];
             }
             for f in 0..frames {
-                let column = (chunk - first) * frames + f;
+                let column = chunk * frames + f;
                 for k in 0..FFT {
                     windows[k * count * frames + column] = input[f * HOP + k];
                 }
@@ -197,14 +294,20 @@ pub const FRAME_SECONDS: f64 = CHUNK as f64 / SAMPLE_RATE as f64;
 const ONSET: f32 = 0.25;
 const OFFSET: f32 = 0.1;
 /// Dips shorter than this are the gaps between words, not pauses.
-const MIN_SILENCE: f64 = 0.1;
+pub const MIN_SILENCE: f64 = 0.1;
 /// Shorter blips are clicks and breaths.
-const MIN_SPEECH: f64 = 0.25;
+pub const MIN_SPEECH: f64 = 0.25;
 /// Kept around each region so that word edges, which score low, are not clipped.
-const PAD: f64 = 0.1;
+pub const PAD: f64 = 0.1;
 
 /// Speech regions `(start, end)` in seconds from per-frame speech probabilities.
 pub fn speech_regions(probabilities: &[f32]) -> Vec<(f64, f64)> {
+    speech_regions_from(probabilities, 0)
+}
+
+/// [`speech_regions`] of probabilities whose first is frame `first_frame` of the audio: times
+/// are computed from absolute frame numbers, so that they equal the whole audio's to the bit.
+pub fn speech_regions_from(probabilities: &[f32], first_frame: usize) -> Vec<(f64, f64)> {
     let min_silence = (MIN_SILENCE / FRAME_SECONDS).ceil() as usize;
     let mut regions: Vec<(usize, usize)> = Vec::new();
     let mut start: Option<usize> = None;
@@ -232,10 +335,13 @@ pub fn speech_regions(probabilities: &[f32]) -> Vec<(f64, f64)> {
     if let Some(s) = start {
         regions.push((s, quiet_since.unwrap_or(probabilities.len())));
     }
-    let duration = probabilities.len() as f64 * FRAME_SECONDS;
+    let duration = (first_frame + probabilities.len()) as f64 * FRAME_SECONDS;
     let mut padded: Vec<(f64, f64)> = Vec::new();
     for (s, e) in regions {
-        let (s, e) = (s as f64 * FRAME_SECONDS, e as f64 * FRAME_SECONDS);
+        let (s, e) = (
+            (first_frame + s) as f64 * FRAME_SECONDS,
+            (first_frame + e) as f64 * FRAME_SECONDS,
+        );
         if e - s < MIN_SPEECH {
             continue;
         }

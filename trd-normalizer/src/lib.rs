@@ -17,5 +17,5 @@ pub mod resample;
 pub mod stage;
 
 pub use error::NormalizeError;
-pub use normalize::{normalize_file, NormalizeReport};
+pub use normalize::{normalize_file, NormalizeReport, PcmStream};
 pub use stage::Normalizer;

@@ -61,11 +61,7 @@ fn normalize_unguarded(
         for ((out, samples), meter) in pcm.iter_mut().zip(block).zip(meters.iter_mut()) {
             meter.push(samples);
             out.clear();
-            out.extend(
-                samples
-                    .iter()
-                    .map(|&s| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16),
-            );
+            out.extend(samples.iter().map(|&s| to_pcm(s)));
         }
         output_frames += block.first().map_or(0, Vec::len) as u64;
         sink(&pcm)
@@ -157,4 +153,45 @@ fn normalize_unguarded(
         redundant,
         warnings,
     })
+}
+
+/// 16-bit mono PCM arriving piece by piece (a live stream), turned into the same samples
+/// normalizing a file of that audio stores: through the same resampler and the same scaling.
+pub struct PcmStream {
+    resampler: ChannelResampler,
+}
+
+impl PcmStream {
+    pub fn new(input_rate: u32, output_rate: u32) -> Result<Self, NormalizeError> {
+        Ok(Self {
+            resampler: ChannelResampler::new(input_rate, output_rate, 1)?,
+        })
+    }
+
+    /// The normalized samples that `samples` complete.
+    pub fn push(&mut self, samples: &[i16]) -> Result<Vec<i16>, NormalizeError> {
+        // As a decoder reads 16-bit PCM.
+        let block = [samples.iter().map(|&s| f32::from(s) / 32768.0).collect()];
+        let mut out = Vec::new();
+        self.resampler.push(&block, &mut |b| {
+            out.extend(b[0].iter().map(|&s| to_pcm(s)));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The last normalized samples, once the audio has ended.
+    pub fn finish(&mut self) -> Result<Vec<i16>, NormalizeError> {
+        let mut out = Vec::new();
+        self.resampler.finish(&mut |b| {
+            out.extend(b[0].iter().map(|&s| to_pcm(s)));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// A decoded sample as stored PCM.
+fn to_pcm(sample: f32) -> i16 {
+    (sample.clamp(-1.0, 1.0) * 32767.0).round() as i16
 }
