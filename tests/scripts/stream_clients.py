@@ -41,6 +41,8 @@ Options:
   deepspeech-ws: --hot-words JSON (e.g. '{"power": 1000}')
   deepspeech-mic: --settle S (after the last chunk, wait until every chunk has been answered or
                  no reply came for S seconds before closing; default 2)
+  any WAV:       --pad-seconds S (S seconds of silence after the audio, as a microphone left open
+                 sends; default 0)
 
 Prints one JSON line:
   {"protocol", "finals": [{"text", "t", "audio_t", "start", "end", "speakers", ...}],
@@ -523,7 +525,11 @@ RUNNERS = {
 def load_audio(args):
     if args.protocol == "deepspeech-ws" or (args.protocol == "speechmatics" and args.file_format):
         return AudioFile(args.audio)
-    return Wav(args.audio, rate=16000 if args.protocol == "deepspeech-mic" else None)
+    wav = Wav(args.audio, rate=16000 if args.protocol == "deepspeech-mic" else None)
+    if args.pad_seconds > 0:
+        wav.data += bytes(int(args.pad_seconds * wav.rate) * wav.channels * 2)
+        wav.seconds = len(wav.data) / wav.bytes_per_second
+    return wav
 
 
 async def run(args, audio):
@@ -564,6 +570,7 @@ def parse_args():
     p.add_argument("--file-format", action="store_true")
     p.add_argument("--hot-words")
     p.add_argument("--settle", type=float, default=2.0)
+    p.add_argument("--pad-seconds", type=float, default=0.0)
     args = p.parse_args()
     if args.chunk_ms <= 0 or args.speed < 0:
         p.error("--chunk-ms must be positive and --speed not negative")

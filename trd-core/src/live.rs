@@ -52,10 +52,13 @@ pub struct LiveConfig {
 pub enum LiveInput {
     Config(LiveConfig),
     /// `offset`: samples of the session before this chunk, so that a recognizer that takes a
-    /// session over mid-way keeps the session's clock.
+    /// session over mid-way keeps the session's clock; `origin`: the offset at which the
+    /// audio being heard began (the session's start, or its last reset), where that
+    /// recognizer's speech detection counts from.
     Audio {
         seq: u64,
         offset: u64,
+        origin: u64,
         samples: Vec<i16>,
     },
     /// End the utterance (a final result) and go on listening.
@@ -139,7 +142,8 @@ impl LiveInput {
         }
     }
 
-    /// The body: JSON for the configuration; `seq` (and for audio `offset`, then the samples)
+    /// The body: JSON for the configuration; `seq` (and for audio `offset` and `origin`, then
+    /// the samples)
     /// little-endian for the rest, so audio costs no encoding.
     fn body(&self) -> Vec<u8> {
         match self {
@@ -147,11 +151,13 @@ impl LiveInput {
             LiveInput::Audio {
                 seq,
                 offset,
+                origin,
                 samples,
             } => {
-                let mut body = Vec::with_capacity(16 + samples.len() * 2);
+                let mut body = Vec::with_capacity(24 + samples.len() * 2);
                 body.extend_from_slice(&seq.to_le_bytes());
                 body.extend_from_slice(&offset.to_le_bytes());
+                body.extend_from_slice(&origin.to_le_bytes());
                 body.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
                 body
             }
@@ -171,10 +177,11 @@ impl LiveInput {
                 .map(LiveInput::Config)
                 .map_err(|e| LiveInputError::Malformed(e.to_string())),
             KIND_AUDIO => {
-                let pcm = body.get(16..).unwrap_or_default();
+                let pcm = body.get(24..).unwrap_or_default();
                 Ok(LiveInput::Audio {
                     seq: word(0)?,
                     offset: word(8)?,
+                    origin: word(16)?,
                     samples: pcm
                         .chunks_exact(2)
                         .map(|b| i16::from_le_bytes([b[0], b[1]]))
@@ -439,6 +446,7 @@ mod tests {
             LiveInput::Audio {
                 seq: 7,
                 offset: 48_000,
+                origin: 16_000,
                 samples: vec![0, -1, i16::MAX, i16::MIN],
             },
             LiveInput::Reset { seq: 8 },

@@ -48,19 +48,8 @@ pub fn recognize_segment(
     limit: Duration,
     hints: &Hints,
 ) -> SegmentOutcome {
-    recognizer
-        .vosk
-        .set_max_alternatives(if hints.is_empty() { 0 } else { ALTERNATIVES });
-    // Word times come on the recognizer's clock, which started with the run.
-    let clock = SegmentClock {
-        offset,
-        heard: recognizer.heard_seconds(),
-    };
+    let mut hearing = SegmentHearing::begin(recognizer, hints, offset);
     let started = Instant::now();
-    // Vosk ends an utterance by itself at a long enough pause; that utterance's words must be
-    // taken before more audio is fed, or the recognizer discards them.
-    let mut words = Vec::new();
-    let mut utterance_ended = false;
     for chunk in samples.chunks(FEED_SAMPLES) {
         if started.elapsed() > limit {
             return SegmentOutcome {
@@ -74,68 +63,148 @@ pub fn recognize_segment(
                 )),
             };
         }
-        match recognizer.feed(chunk) {
-            Ok(vosk::DecodingState::Finalized) => {
-                utterance_ended = true;
-                let result = recognizer.vosk.result();
-                if let Err(reason) = take_words(result, model, hints, clock, &mut words) {
-                    return failure(reason);
-                }
-            }
-            Ok(_) => utterance_ended = false,
-            Err(e) => return failure(format!("the recognizer rejected the audio: {e}")),
+        if let Err(reason) = hearing.feed(recognizer, model, hints, chunk) {
+            return failure(reason);
         }
     }
-    if utterance_ended {
-        // After an utterance Vosk ended by itself, a final result does nothing, and the next
-        // segment would inherit this one's feature pipeline and speaker adaptation. A moment of
-        // silence opens a new utterance, so that the final result ends it and the next segment
-        // starts from scratch.
-        if let Err(e) = recognizer.feed(&[0; 160]) {
-            return failure(format!("the recognizer rejected the audio: {e}"));
-        }
-    }
-    let result = recognizer.vosk.final_result();
-    if let Err(reason) = take_words(result, model, hints, clock, &mut words) {
-        return failure(reason);
-    }
-    let text = words
-        .iter()
-        .map(|w| w.text.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if words.is_empty() || text.is_empty() {
-        return SegmentOutcome {
-            status: SegmentStatus::NoMatch,
-            text: String::new(),
-            words: Vec::new(),
-            score: 0,
-            reason: None,
-        };
-    }
-    let score =
-        (words.iter().map(|w| w.score as f64).sum::<f64>() / words.len() as f64).round() as u32;
-    SegmentOutcome {
-        status: SegmentStatus::Recognized,
-        text,
-        words,
-        score,
-        reason: None,
-    }
+    hearing.finish(recognizer, model, hints)
 }
 
-/// An utterance's words as [`take_words`] reads them, on a recognizer that started `offset`
-/// seconds into the audio (a live stream's clock).
-pub(crate) fn utterance_words(
-    result: vosk::CompleteResult<'_>,
-    model: &LoadedModel,
-    hints: &Hints,
-    offset: f64,
-) -> Result<Vec<Word>, String> {
-    let mut words = Vec::new();
-    let clock = SegmentClock { offset, heard: 0.0 };
-    take_words(result, model, hints, clock, &mut words)?;
-    Ok(words)
+/// One segment heard as it arrives, exactly as [`recognize_segment`] hears it whole: in chunks
+/// of `FEED_SAMPLES` from its first sample (Vosk's results depend on how its input is cut).
+pub struct SegmentHearing {
+    clock: SegmentClock,
+    words: Vec<Word>,
+    utterance_ended: bool,
+    /// Samples short of a whole chunk, fed with the next ones or at the end.
+    pending: Vec<i16>,
+}
+
+impl SegmentHearing {
+    /// Starts a segment that begins `offset` seconds into the audio.
+    pub fn begin(recognizer: &mut RunRecognizer, hints: &Hints, offset: f64) -> Self {
+        recognizer
+            .vosk
+            .set_max_alternatives(if hints.is_empty() { 0 } else { ALTERNATIVES });
+        // Word times come on the recognizer's clock, which started with the run.
+        let clock = SegmentClock {
+            offset,
+            heard: recognizer.heard_seconds(),
+        };
+        Self {
+            clock,
+            words: Vec::new(),
+            utterance_ended: false,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Hears more of the segment.
+    pub fn hear(
+        &mut self,
+        recognizer: &mut RunRecognizer,
+        model: &LoadedModel,
+        hints: &Hints,
+        samples: &[i16],
+    ) -> Result<(), String> {
+        self.pending.extend_from_slice(samples);
+        let whole = self.pending.len() / FEED_SAMPLES * FEED_SAMPLES;
+        let chunks: Vec<i16> = self.pending.drain(..whole).collect();
+        for chunk in chunks.chunks(FEED_SAMPLES) {
+            self.feed(recognizer, model, hints, chunk)?;
+        }
+        Ok(())
+    }
+
+    fn feed(
+        &mut self,
+        recognizer: &mut RunRecognizer,
+        model: &LoadedModel,
+        hints: &Hints,
+        chunk: &[i16],
+    ) -> Result<(), String> {
+        // Vosk ends an utterance by itself at a long enough pause; that utterance's words must
+        // be taken before more audio is fed, or the recognizer discards them.
+        match recognizer.feed(chunk) {
+            Ok(vosk::DecodingState::Finalized) => {
+                self.utterance_ended = true;
+                let result = recognizer.vosk.result();
+                take_words(result, model, hints, self.clock, &mut self.words)
+            }
+            Ok(_) => {
+                self.utterance_ended = false;
+                Ok(())
+            }
+            Err(e) => Err(format!("the recognizer rejected the audio: {e}")),
+        }
+    }
+
+    /// The words heard so far, the last ones tentative.
+    pub fn partial(&self, recognizer: &mut RunRecognizer, model: &LoadedModel) -> Vec<Word> {
+        let forms = model.spoken_forms();
+        let clock = self.clock;
+        let tentative = recognizer.vosk.partial_result().partial_result;
+        let mut words = self.words.clone();
+        words.extend(tentative.iter().map(|w| Word {
+            text: forms.rewrite(w.word),
+            start: clock.file_time(w.start),
+            end: clock.file_time(w.end),
+            score: confidence_score(w.conf),
+        }));
+        words
+    }
+
+    /// Ends the segment: its outcome, the recognizer left between utterances.
+    pub fn finish(
+        mut self,
+        recognizer: &mut RunRecognizer,
+        model: &LoadedModel,
+        hints: &Hints,
+    ) -> SegmentOutcome {
+        let rest = std::mem::take(&mut self.pending);
+        if !rest.is_empty() {
+            if let Err(reason) = self.feed(recognizer, model, hints, &rest) {
+                return failure(reason);
+            }
+        }
+        if self.utterance_ended {
+            // After an utterance Vosk ended by itself, a final result does nothing, and the
+            // next segment would inherit this one's feature pipeline and speaker adaptation. A
+            // moment of silence opens a new utterance, so that the final result ends it and the
+            // next segment starts from scratch.
+            if let Err(e) = recognizer.feed(&[0; 160]) {
+                return failure(format!("the recognizer rejected the audio: {e}"));
+            }
+        }
+        let result = recognizer.vosk.final_result();
+        let mut words = self.words;
+        if let Err(reason) = take_words(result, model, hints, self.clock, &mut words) {
+            return failure(reason);
+        }
+        let text = words
+            .iter()
+            .map(|w| w.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if words.is_empty() || text.is_empty() {
+            return SegmentOutcome {
+                status: SegmentStatus::NoMatch,
+                text: String::new(),
+                words: Vec::new(),
+                score: 0,
+                reason: None,
+            };
+        }
+        let score =
+            (words.iter().map(|w| w.score as f64).sum::<f64>() / words.len() as f64).round() as u32;
+        SegmentOutcome {
+            status: SegmentStatus::Recognized,
+            text,
+            words,
+            score,
+            reason: None,
+        }
+    }
 }
 
 /// Appends an utterance's words, in file time, to `words`. With hints the utterance comes as

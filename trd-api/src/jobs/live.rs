@@ -45,6 +45,8 @@ pub struct LiveStream {
     sample_rate: Option<u32>,
     next_seq: u64,
     samples_sent: u64,
+    /// `samples_sent` at the last reset: where the audio being heard began.
+    origin: u64,
     ledger: Ledger,
     window_seconds: f64,
     stall: Duration,
@@ -112,6 +114,7 @@ impl Jobs {
             sample_rate: None,
             next_seq: 1,
             samples_sent: 0,
+            origin: 0,
             ledger: Ledger::default(),
             window_seconds: self.settings.stream_window_seconds,
             stall: idle.max(Duration::from_secs(10)),
@@ -163,6 +166,7 @@ impl LiveStream {
         let input = LiveInput::Audio {
             seq,
             offset,
+            origin: self.origin,
             samples,
         };
         self.queue.publish_live_input(self.link(), &input).await?;
@@ -176,6 +180,7 @@ impl LiveStream {
         self.queue
             .publish_live_input(self.link(), &LiveInput::Reset { seq })
             .await?;
+        self.origin = self.samples_sent;
         Ok(self.take_seq(0))
     }
 
