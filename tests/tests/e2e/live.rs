@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use trd_core::Settings;
 use trd_tests::app::{spawn_app, spawn_app_with, worker_command, TestApp, Workers};
 use trd_tests::data;
 use trd_tests::fleet::Fleet;
@@ -341,13 +340,7 @@ async fn a_killed_recognizer_costs_no_stream_a_word() {
     })
     .await;
     let (_, key) = app.create_key(&["read", "operate"], None).await;
-    let mut fleet = recognizers(&app.settings, 2);
-    app.eventually(
-        "both recognizers take streams",
-        Duration::from_secs(60),
-        || async { (recognizer_consumers(&app).await >= 2).then_some(()) },
-    )
-    .await;
+    let mut fleet = recognizers(&app, 2).await;
     let clips: Vec<PathBuf> = [
         "104_003_0019",
         "104_003_0193",
@@ -386,13 +379,7 @@ async fn a_long_stream_is_taken_up_at_its_rest_point() {
     let _turn = trd_tests::turns::alone().await;
     let app = spawn_app_with(Workers::None, |s| s.lease_seconds = 5).await;
     let (_, key) = app.create_key(&["read", "operate"], None).await;
-    let mut fleet = recognizers(&app.settings, 1);
-    app.eventually(
-        "a recognizer takes streams",
-        Duration::from_secs(60),
-        || async { (recognizer_consumers(&app).await >= 1).then_some(()) },
-    )
-    .await;
+    let mut fleet = recognizers(&app, 1).await;
     // 24 s of a dialogue, on hold until 61 s, then the rest of it: 113 s in all.
     let dir = tempfile::tempdir().unwrap();
     let call = dir.path().join("on-hold.wav");
@@ -454,14 +441,21 @@ fn wav_with_hold(source: &Path, at: f64, until: f64, dest: &Path) {
     std::fs::write(dest, wav).unwrap();
 }
 
-fn recognizers(settings: &Settings, n: usize) -> Fleet {
+/// `n` recognizer processes, once each takes streams.
+async fn recognizers(app: &TestApp, n: usize) -> Fleet {
     let mut fleet = Fleet::new();
     for _ in 0..n {
-        let settings = settings.clone();
+        let settings = app.settings.clone();
         fleet.add("recognizer", move || {
             worker_command(&settings, "trd-recognizer")
         });
     }
+    app.eventually(
+        "the recognizers take streams",
+        Duration::from_secs(60),
+        || async { (recognizer_consumers(app).await >= n as u32).then_some(()) },
+    )
+    .await;
     fleet
 }
 
