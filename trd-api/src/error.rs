@@ -133,9 +133,9 @@ impl From<JobError> for ApiError {
             JobError::NotStartable { .. }
             | JobError::NotRunning { .. }
             | JobError::NameTaken(_) => ApiError::Conflict(e.to_string()),
-            JobError::InvalidOptions(_) | JobError::InvalidLocation(_) => {
-                ApiError::BadRequest(e.to_string())
-            }
+            JobError::InvalidOptions(_)
+            | JobError::InvalidLocation(_)
+            | JobError::UnsafePath(_) => ApiError::BadRequest(e.to_string()),
             JobError::EmptyAudio => ApiError::BadRequest(e.to_string()),
             JobError::Busy { retry_after } | JobError::NoWorker { retry_after, .. } => {
                 ApiError::Busy {

@@ -6,12 +6,16 @@ use std::path::Path;
 
 use trd_core::domain::FileLocation;
 use trd_core::store::{Registration, StoreError};
+use trd_core::workdir_files::{open_regular, WorkdirFileError};
 use trd_core::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
     #[error("'{0}' is not a valid file location inside the work directory")]
     InvalidLocation(String),
+    /// A link out of the work directory, or not a regular file: never registered.
+    #[error(transparent)]
+    Refused(WorkdirFileError),
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,
@@ -29,29 +33,30 @@ pub async fn register_path(
 ) -> Result<Registration, RegisterError> {
     let location = FileLocation::from_path(workdir, path)
         .ok_or_else(|| RegisterError::InvalidLocation(path.display().to_string()))?;
-    register_at(store, &location, path).await
+    register_at(store, workdir, &location).await
 }
 
-/// Registers the file at `path` as `location` (which may be in a private batch, which no
+/// Registers the file at `location` in `workdir` (which may be in a private batch, which no
 /// path found by the watcher names).
 pub async fn register_at(
     store: &Store,
+    workdir: &Path,
     location: &FileLocation,
-    path: &Path,
 ) -> Result<Registration, RegisterError> {
     if let Some(existing) = store.find_by_location(location).await? {
         return Ok(Registration::Exists(existing));
     }
-    let owned = path.to_path_buf();
-    let (size, md5) = tokio::task::spawn_blocking(move || hash_file(&owned))
+    let path = location.path_in(workdir);
+    let (root, owned) = (workdir.to_path_buf(), path.clone());
+    let (size, md5) = tokio::task::spawn_blocking(move || hash_file(&root, &owned))
         .await
         .map_err(|e| RegisterError::Io {
             path: path.display().to_string(),
             source: std::io::Error::other(e),
         })?
-        .map_err(|source| RegisterError::Io {
-            path: path.display().to_string(),
-            source,
+        .map_err(|e| match e {
+            WorkdirFileError::Io { path, source } => RegisterError::Io { path, source },
+            refused => RegisterError::Refused(refused),
         })?;
     let registration = store.register(location, size, md5).await?;
     if let Registration::Created(r) = &registration {
@@ -60,13 +65,19 @@ pub async fn register_at(
     Ok(registration)
 }
 
-fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
+/// Size and MD5 of the file, opened without following a link out of `workdir`.
+fn hash_file(workdir: &Path, path: &Path) -> Result<(u64, String), WorkdirFileError> {
+    let mut file = open_regular(workdir, path)?;
     let mut context = md5::Context::new();
     let mut buffer = vec![0u8; 1 << 16];
     let mut size = 0u64;
     loop {
-        let n = file.read(&mut buffer)?;
+        let n = file
+            .read(&mut buffer)
+            .map_err(|source| WorkdirFileError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
         if n == 0 {
             break;
         }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use trd_core::domain::FileLocation;
 use trd_core::{Settings, Store};
 
-use crate::registry::register_path;
+use crate::registry::{register_path, RegisterError};
 
 struct Candidate {
     size: u64,
@@ -74,6 +74,11 @@ pub async fn watch(store: Store, settings: std::sync::Arc<Settings>, shutdown: C
                         Ok(_) => {
                             registered.insert(path);
                         }
+                        Err(e @ RegisterError::Refused(_)) => {
+                            // Not retried until the path changes (an event brings it back).
+                            tracing::warn!(path = %path.display(), error = %e, "not registered");
+                            registered.insert(path);
+                        }
                         Err(e) => tracing::warn!(path = %path.display(), error = %e, "registration failed; will retry"),
                     }
                 }
@@ -83,7 +88,9 @@ pub async fn watch(store: Store, settings: std::sync::Arc<Settings>, shutdown: C
 }
 
 fn note(candidates: &mut HashMap<PathBuf, Candidate>, workdir: &Path, path: PathBuf) {
-    if FileLocation::from_path(workdir, &path).is_none() || !path.is_file() {
+    // The path's own type: a link is not followed (registration refuses it).
+    let is_file = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
+    if FileLocation::from_path(workdir, &path).is_none() || !is_file {
         return;
     }
     candidates.entry(path).or_insert(Candidate {
@@ -98,7 +105,7 @@ fn settled(candidates: &mut HashMap<PathBuf, Candidate>, settle: Duration) -> Ve
     let now = Instant::now();
     let mut ready = Vec::new();
     candidates.retain(|path, c| {
-        let Ok(meta) = std::fs::metadata(path) else {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
             return false;
         };
         if meta.len() != c.size {
@@ -106,7 +113,9 @@ fn settled(candidates: &mut HashMap<PathBuf, Candidate>, settle: Duration) -> Ve
             c.stable_since = now;
             return true;
         }
-        if now.duration_since(c.stable_since) >= settle && meta.len() > 0 {
+        // An empty file that stays empty is registered too: a recorder's empty export
+        // becomes a record that fails with its reason, not a file nobody hears of.
+        if now.duration_since(c.stable_since) >= settle {
             ready.push(path.clone());
             return false;
         }

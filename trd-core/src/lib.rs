@@ -8,6 +8,8 @@
 //! - [`queue`]: RabbitMQ stage queues; messages are hints, never the truth.
 //! - [`live`]: the wire of live streams between the API and the recognizer serving each one.
 //! - [`worker`]: the consume → handle → commit → ack loop all pipeline workers share.
+//! - [`workdir_files`]: work-directory files opened, and folders checked, without following a
+//!   symbolic link out of it.
 
 pub mod config;
 pub mod domain;
@@ -15,6 +17,7 @@ pub mod live;
 pub mod logging;
 pub mod queue;
 pub mod store;
+pub mod workdir_files;
 pub mod worker;
 
 pub use config::Settings;

@@ -61,6 +61,11 @@ pub struct DecodeEnd {
 impl AudioSource {
     pub fn open(path: &Path) -> Result<Self, NormalizeError> {
         let file = File::open(path).map_err(NormalizeError::Unreadable)?;
+        Self::from_file(file, path)
+    }
+
+    /// Reads an opened file; `path` names it (its extension hints at the container).
+    pub fn from_file(file: File, path: &Path) -> Result<Self, NormalizeError> {
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         if len == 0 {
             return Err(NormalizeError::Empty);

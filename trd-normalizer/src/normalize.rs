@@ -25,9 +25,21 @@ pub fn normalize_file(
     output_rate: u32,
     sink: impl FnMut(&[Vec<i16>]) -> Result<(), NormalizeError>,
 ) -> Result<NormalizeReport, NormalizeError> {
+    let file = std::fs::File::open(path).map_err(NormalizeError::Unreadable)?;
+    normalize_opened(file, path, output_rate, sink)
+}
+
+/// [`normalize_file`] of a file already opened (the stage opens it without following links);
+/// `path` names it.
+pub fn normalize_opened(
+    file: std::fs::File,
+    path: &Path,
+    output_rate: u32,
+    sink: impl FnMut(&[Vec<i16>]) -> Result<(), NormalizeError>,
+) -> Result<NormalizeReport, NormalizeError> {
     // Decoders read hostile bytes; one that panics on them must fail the file, not the worker.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        normalize_unguarded(path, output_rate, sink)
+        normalize_unguarded(file, path, output_rate, sink)
     }))
     .unwrap_or_else(|panic| {
         let message = panic
@@ -40,12 +52,13 @@ pub fn normalize_file(
 }
 
 fn normalize_unguarded(
+    file: std::fs::File,
     path: &Path,
     output_rate: u32,
     mut sink: impl FnMut(&[Vec<i16>]) -> Result<(), NormalizeError>,
 ) -> Result<NormalizeReport, NormalizeError> {
-    let metadata = std::fs::metadata(path).map_err(NormalizeError::Unreadable)?;
-    let mut source = AudioSource::open(path)?;
+    let metadata = file.metadata().map_err(NormalizeError::Unreadable)?;
+    let mut source = AudioSource::from_file(file, path)?;
     let channels = source.channels;
     let input_rate = source.sample_rate;
     let mut resampler = ChannelResampler::new(input_rate, output_rate, channels)?;

@@ -7,10 +7,11 @@ use mongodb::bson::{self, doc, Document};
 use tokio::sync::mpsc;
 use trd_core::domain::{AudioFile, InvalidName, Stage};
 use trd_core::store::PcmWriter;
+use trd_core::workdir_files::{open_regular, WorkdirFileError};
 use trd_core::worker::{process_file_stage, Job, StageFailure, StageWorker, WorkerContext};
 
 use crate::error::NormalizeError;
-use crate::normalize::normalize_file;
+use crate::normalize::normalize_opened;
 
 pub struct Normalizer;
 
@@ -32,6 +33,8 @@ enum RecordFault {
     InvalidName(#[source] InvalidName),
     #[error("the audio file {} is no longer in the work directory", .0.display())]
     Gone(PathBuf),
+    #[error(transparent)]
+    Refused(WorkdirFileError),
     #[error("the decoder crashed on this file: {0}")]
     DecoderCrashed(#[source] tokio::task::JoinError),
 }
@@ -60,16 +63,27 @@ async fn normalize_record(
         .try_location()
         .map_err(RecordFault::InvalidName)?
         .path_in(&ctx.settings.workdir);
-    if !path.is_file() {
-        return Err(RecordFault::Gone(path).into());
-    }
+    // Opened without following a link out of the work directory (one swapped in after
+    // registration is refused like one planted before).
+    let file = match open_regular(&ctx.settings.workdir, &path) {
+        Ok(file) => file,
+        Err(WorkdirFileError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Err(RecordFault::Gone(path).into())
+        }
+        Err(WorkdirFileError::Io { source, .. }) => {
+            return Err(NormalizeError::Unreadable(source).into())
+        }
+        Err(refused) => return Err(RecordFault::Refused(refused).into()),
+    };
     // A redone normalization starts from nothing: chunks of an interrupted attempt go first.
     ctx.store.delete_pcm(record.id).await?;
 
     let (tx, mut rx) = mpsc::channel::<Vec<Vec<i16>>>(4);
     let rate = ctx.settings.sample_rate;
     let decoding = tokio::task::spawn_blocking(move || {
-        normalize_file(&path, rate, |block| {
+        normalize_opened(file, &path, rate, |block| {
             tx.blocking_send(block.to_vec())
                 .map_err(|_| NormalizeError::Sink("the PCM writer stopped".into()))
         })

@@ -7,6 +7,7 @@ mod api;
 mod chaos;
 mod cli;
 mod fuzz;
+mod hardening;
 mod identity;
 mod jobs;
 mod live;

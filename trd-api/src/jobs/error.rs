@@ -24,6 +24,10 @@ pub enum JobError {
     NoSuchAudio(String),
     #[error("'{0}' is not a valid file location inside the work directory")]
     InvalidLocation(String),
+    /// A symbolic link, a path behind one, or not a regular file: TRD does not follow links
+    /// out of the work directory.
+    #[error("{0}")]
+    UnsafePath(String),
     #[error("{context}")]
     Io {
         context: String,
@@ -86,6 +90,7 @@ impl From<crate::registry::RegisterError> for JobError {
         use crate::registry::RegisterError;
         match e {
             RegisterError::InvalidLocation(p) => JobError::InvalidLocation(p),
+            RegisterError::Refused(e) => JobError::UnsafePath(e.to_string()),
             RegisterError::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
                 JobError::NoSuchAudio(path)
             }

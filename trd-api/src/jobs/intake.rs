@@ -6,6 +6,7 @@ use std::pin::Pin;
 
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use trd_core::domain::{AudioFile, FileLocation, FileName};
+use trd_core::workdir_files::{check_folder, WorkdirFileError};
 
 use super::{JobError, JobResult, Jobs};
 use crate::registry::register_at;
@@ -52,14 +53,9 @@ impl Jobs {
     /// Stores `audio` at `location` and registers it; the record is IDLE/INITIAL (or, for a
     /// file already registered, as it is). A name in use is [`JobError::NameTaken`].
     pub async fn submit(&self, location: &FileLocation, audio: Audio) -> JobResult<AudioFile> {
-        let target = location.path_in(&self.settings.workdir);
         let spooled = match audio {
-            Audio::InWorkdir => {
-                if !target.is_file() {
-                    return Err(JobError::NoSuchAudio(location.filename.to_string()));
-                }
-                return self.register(location, &target).await;
-            }
+            // Registration opens it without following links, and tells a missing file.
+            Audio::InWorkdir => return self.register(location).await,
             Audio::Spooled(path) => path,
             Audio::Bytes(bytes) => {
                 let path = self.spool_path();
@@ -75,7 +71,7 @@ impl Jobs {
         let placed = self.place(location, &spooled).await;
         let _ = std::fs::remove_file(&spooled);
         placed?;
-        self.register(location, &target).await
+        self.register(location).await
     }
 
     async fn spool(
@@ -117,6 +113,11 @@ impl Jobs {
         tokio::fs::create_dir_all(parent)
             .await
             .map_err(|e| JobError::io("creating the batch folder", e))?;
+        // A batch folder linked elsewhere would put the audio outside the work directory.
+        check_folder(&self.settings.workdir, parent).map_err(|e| match e {
+            WorkdirFileError::Io { path, source } => JobError::io(path, source),
+            refused => JobError::UnsafePath(refused.to_string()),
+        })?;
         match std::fs::hard_link(spooled, &target) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -126,12 +127,8 @@ impl Jobs {
         }
     }
 
-    async fn register(
-        &self,
-        location: &FileLocation,
-        path: &std::path::Path,
-    ) -> JobResult<AudioFile> {
-        let registration = register_at(&self.store, location, path).await?;
+    async fn register(&self, location: &FileLocation) -> JobResult<AudioFile> {
+        let registration = register_at(&self.store, &self.settings.workdir, location).await?;
         Ok(registration.record().clone())
     }
 }

@@ -110,6 +110,15 @@ impl Jobs {
             return;
         };
         let path = location.path_in(&self.settings.workdir);
+        // Unlinking never follows the file's own link, but a folder on the way may be a link
+        // out of the work directory: then the file there is not TRD's to delete.
+        let folder = path.parent().unwrap_or(&self.settings.workdir);
+        if let Err(e) = trd_core::workdir_files::check_folder(&self.settings.workdir, folder) {
+            if e.is_refused() {
+                tracing::warn!(path = %path.display(), error = %e, "not deleting the audio file");
+            }
+            return;
+        }
         if let Err(e) = std::fs::remove_file(&path) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(path = %path.display(), error = %e, "could not delete the audio file");

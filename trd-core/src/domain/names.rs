@@ -14,6 +14,10 @@ pub enum InvalidName {
     Empty,
     #[error("name '{0}' is too long (at most {MAX_NAME_BYTES} bytes)")]
     TooLong(String),
+    #[error(
+        "name '{0}' has a part longer than {MAX_COMPONENT_BYTES} bytes, which no file system takes"
+    )]
+    ComponentTooLong(String),
     #[error("name '{0}' contains a NUL or control character")]
     ControlCharacter(String),
     #[error("name '{0}' must be relative and may not contain '.' or '..' components")]
@@ -25,6 +29,8 @@ pub enum InvalidName {
 }
 
 const MAX_NAME_BYTES: usize = 1024;
+/// Each folder or file name on the way (Linux's `NAME_MAX`).
+const MAX_COMPONENT_BYTES: usize = 255;
 
 fn check_common(s: &str) -> Result<(), InvalidName> {
     if s.is_empty() {
@@ -38,6 +44,9 @@ fn check_common(s: &str) -> Result<(), InvalidName> {
     }
     if s.contains('\\') {
         return Err(InvalidName::EscapesWorkdir(truncate_for_message(s)));
+    }
+    if s.split('/').any(|part| part.len() > MAX_COMPONENT_BYTES) {
+        return Err(InvalidName::ComponentTooLong(truncate_for_message(s)));
     }
     Ok(())
 }
@@ -247,6 +256,13 @@ mod tests {
             assert!(BatchName::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(BatchName::parse(&"x".repeat(2000)).is_err());
+        assert!(BatchName::parse(&"x".repeat(255)).is_ok());
+        assert!(matches!(
+            BatchName::parse(&"x".repeat(256)),
+            Err(InvalidName::ComponentTooLong(_))
+        ));
+        // Bytes, not characters: 86 three-byte characters are 258 bytes.
+        assert!(BatchName::parse(&"가".repeat(86)).is_err());
     }
 
     #[test]
@@ -265,6 +281,12 @@ mod tests {
         ] {
             assert!(FileName::parse(bad).is_err(), "{bad:?} accepted");
         }
+        let long = format!("day2/{}.wav", "x".repeat(296));
+        assert!(matches!(
+            FileName::parse(&long),
+            Err(InvalidName::ComponentTooLong(_))
+        ));
+        assert!(FileName::parse(&format!("{}/{}", "a".repeat(255), "b".repeat(255))).is_ok());
     }
 
     #[test]

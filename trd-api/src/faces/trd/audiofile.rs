@@ -114,6 +114,14 @@ pub async fn create_batch(
             "no batch folder '{batch}' in the work directory"
         )));
     }
+    // A batch folder linked elsewhere would list (and register) files outside.
+    trd_core::workdir_files::check_folder(&app.settings.workdir, &dir).map_err(|e| {
+        if e.is_refused() {
+            ApiError::BadRequest(e.to_string())
+        } else {
+            ApiError::internal("reading the batch folder", e)
+        }
+    })?;
     let files = tokio::task::spawn_blocking(move || crate::watcher::list_files(&dir))
         .await
         .map_err(|e| ApiError::internal("listing the batch folder", e))?;

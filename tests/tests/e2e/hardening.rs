@@ -1,0 +1,186 @@
+//! Hostile paths: links planted in the work directory, or swapped in after registration,
+//! never make TRD register, transcribe, store into or delete anything outside it; names no
+//! file system takes are refused with 400, not a 500 at the hard link.
+
+use std::os::unix::fs::symlink;
+use std::time::Duration;
+
+use trd_tests::app::{spawn_app, Workers};
+use trd_tests::data;
+
+fn upload_form(batch: &str, name: &str) -> reqwest::multipart::Form {
+    let audio = std::fs::read(data::path("ko/zeroth-104/104_003_0019.wav")).unwrap();
+    reqwest::multipart::Form::new()
+        .text("batch", batch.to_owned())
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(audio).file_name(name.to_owned()),
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn links_never_lead_out_of_the_work_directory() {
+    let app = spawn_app(Workers::InProcess).await;
+    let clip = data::path("ko/zeroth-104/104_003_0019.wav");
+    let clip_name = "104_003_0019.wav";
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.wav");
+    std::fs::copy(&clip, &secret).unwrap();
+    let elsewhere = outside.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::copy(&clip, elsewhere.join("a.wav")).unwrap();
+    let wd = app.workdir().to_path_buf();
+
+    // Planted: a link to a file outside, and a batch folder linked outside, beside a good file.
+    app.copy_into_batch("calls", std::slice::from_ref(&clip));
+    symlink(&secret, wd.join("calls/link.wav")).unwrap();
+    symlink(&elsewhere, wd.join("linked")).unwrap();
+    app.wait_registered("calls", 1).await;
+    // Several rescans later, still no record of either.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls = app.get_ok("/trd/audiofile/list/batch/calls").await;
+    assert_eq!(calls.as_array().unwrap().len(), 1, "{calls}");
+    assert_eq!(calls[0]["filename"], clip_name);
+    let all = app.get_ok("/trd/audiofile/list").await.to_string();
+    assert!(!all.contains("link") && !all.contains("a.wav"), "{all}");
+
+    // Asked for by name: 400, whether the link is the file or a folder on the way.
+    for path in [
+        "/trd/audiofile/create/calls/link.wav",
+        "/trd/audiofile/create/linked/a.wav",
+        "/trd/audiofile/create/batch/linked",
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.to_string().contains("symbolic link"), "{path}: {body}");
+    }
+    // An upload into the linked batch folder is refused and lands nowhere.
+    let upload = app
+        .admin()
+        .post(app.url("/trd/audiofile/upload"))
+        .multipart(upload_form("linked", "new.wav"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 400);
+    assert!(!elsewhere.join("new.wav").exists());
+
+    // Swapped for a link after registration: the normalizer refuses it, the rest finishes.
+    app.copy_into_batch("swapped", std::slice::from_ref(&clip));
+    app.wait_registered("swapped", 1).await;
+    let swap = wd.join("swapped/.swap");
+    symlink(&secret, &swap).unwrap();
+    std::fs::rename(&swap, wd.join("swapped").join(clip_name)).unwrap();
+    app.get_ok("/trd/transcription/start/batch/swapped").await;
+    app.get_ok("/trd/transcription/start/batch/calls").await;
+    let swapped = app
+        .wait_batch_done("swapped", Duration::from_secs(120))
+        .await;
+    assert_eq!(swapped[0]["control"], "FAILED", "{}", swapped[0]);
+    assert!(
+        swapped[0]["error"].to_string().contains("symbolic link"),
+        "{}",
+        swapped[0]
+    );
+    let calls = app.wait_batch_done("calls", Duration::from_secs(120)).await;
+    assert_eq!(calls[0]["control"], "FINISHED", "{}", calls[0]);
+
+    // A batch folder swapped for a link: deleting with deleteOnDisk leaves the file outside.
+    app.copy_into_batch("moved", std::slice::from_ref(&clip));
+    let moved = app.wait_registered("moved", 1).await;
+    let target = outside.path().join("moved-target");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::copy(&clip, target.join(clip_name)).unwrap();
+    std::fs::remove_dir_all(wd.join("moved")).unwrap();
+    symlink(&target, wd.join("moved")).unwrap();
+    let id = moved[0]["_id"].as_str().unwrap();
+    let deleted = app
+        .admin()
+        .delete(app.url(&format!("/trd/audiofile/delete/{id}?deleteOnDisk=true")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert!(
+        target.join(clip_name).exists(),
+        "the file outside was deleted"
+    );
+    assert!(secret.exists() && elsewhere.join("a.wav").exists());
+    let (status, _) = app.get(&format!("/trd/audiofile/{id}")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn names_no_file_system_takes_are_refused() {
+    let app = spawn_app(Workers::None).await;
+    let long = format!("{}.wav", "x".repeat(296));
+    let upload = app
+        .admin()
+        .post(app.url("/trd/audiofile/upload"))
+        .multipart(upload_form("long", &long))
+        .send()
+        .await
+        .unwrap();
+    let status = upload.status().as_u16();
+    let body = upload.text().await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("255 bytes"), "{body}");
+    let (status, body) = app.get(&format!("/trd/audiofile/create/{long}")).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = app
+        .get(&format!("/trd/audiofile/create/batch/{}", "b".repeat(300)))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // The longest name a file system takes is accepted.
+    let longest = format!("{}.wav", "y".repeat(251));
+    let upload = app
+        .admin()
+        .post(app.url("/trd/audiofile/upload"))
+        .multipart(upload_form("long", &longest))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 200);
+}
+
+/// A recorder's empty export among broken and good files: every one is registered, the empty
+/// one ends FAILED saying so, the broken ones FAILED, the good ones FINISHED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_empty_recording_is_registered_and_fails_with_its_reason() {
+    let app = spawn_app(Workers::InProcess).await;
+    let dir = app.workdir().join("exports");
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = ["104_003_0019", "104_003_0193", "104_003_0253"];
+    let clips: Vec<_> = good
+        .iter()
+        .map(|c| data::path(&format!("ko/zeroth-104/{c}.wav")))
+        .collect();
+    app.copy_into_batch("exports", &clips);
+    for i in 0..5 {
+        let junk: Vec<u8> = (0..4_000u32).map(|b| (b * 7919 + i) as u8).collect();
+        std::fs::write(dir.join(format!("broken-{i}.wav")), junk).unwrap();
+    }
+    std::fs::write(dir.join("empty.wav"), b"").unwrap();
+    let records = app.wait_registered("exports", 9).await;
+    let empty = records
+        .iter()
+        .find(|r| r["filename"] == "empty.wav")
+        .unwrap();
+    assert_eq!(empty["size"], 0, "{empty}");
+    app.get_ok("/trd/transcription/start/batch/exports").await;
+    let done = app
+        .wait_batch_done("exports", Duration::from_secs(180))
+        .await;
+    for record in &done {
+        let name = record["filename"].as_str().unwrap();
+        let expected = if good.iter().any(|g| name.starts_with(g)) {
+            "FINISHED"
+        } else {
+            "FAILED"
+        };
+        assert_eq!(record["control"], expected, "{record}");
+        if name == "empty.wav" {
+            assert!(record["error"].to_string().contains("empty"), "{record}");
+        }
+    }
+}
