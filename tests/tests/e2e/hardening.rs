@@ -5,17 +5,26 @@
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
-use trd_tests::app::{spawn_app, Workers};
+use trd_tests::app::{spawn_app, TestApp, Workers};
 use trd_tests::data;
 
-fn upload_form(batch: &str, name: &str) -> reqwest::multipart::Form {
+/// Uploads a clip as `name` into `batch`: the status and the body.
+async fn upload(app: &TestApp, batch: &str, name: &str) -> (u16, String) {
     let audio = std::fs::read(data::path("ko/zeroth-104/104_003_0019.wav")).unwrap();
-    reqwest::multipart::Form::new()
+    let form = reqwest::multipart::Form::new()
         .text("batch", batch.to_owned())
         .part(
             "files",
             reqwest::multipart::Part::bytes(audio).file_name(name.to_owned()),
-        )
+        );
+    let response = app
+        .admin()
+        .post(app.url("/trd/audiofile/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -55,14 +64,8 @@ async fn links_never_lead_out_of_the_work_directory() {
         assert!(body.to_string().contains("symbolic link"), "{path}: {body}");
     }
     // An upload into the linked batch folder is refused and lands nowhere.
-    let upload = app
-        .admin()
-        .post(app.url("/trd/audiofile/upload"))
-        .multipart(upload_form("linked", "new.wav"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 400);
+    let (status, body) = upload(&app, "linked", "new.wav").await;
+    assert_eq!(status, 400, "{body}");
     assert!(!elsewhere.join("new.wav").exists());
 
     // Swapped for a link after registration: the normalizer refuses it, the rest finishes.
@@ -114,15 +117,7 @@ async fn links_never_lead_out_of_the_work_directory() {
 async fn names_no_file_system_takes_are_refused() {
     let app = spawn_app(Workers::None).await;
     let long = format!("{}.wav", "x".repeat(296));
-    let upload = app
-        .admin()
-        .post(app.url("/trd/audiofile/upload"))
-        .multipart(upload_form("long", &long))
-        .send()
-        .await
-        .unwrap();
-    let status = upload.status().as_u16();
-    let body = upload.text().await.unwrap();
+    let (status, body) = upload(&app, "long", &long).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("255 bytes"), "{body}");
     let (status, body) = app.get(&format!("/trd/audiofile/create/{long}")).await;
@@ -133,14 +128,8 @@ async fn names_no_file_system_takes_are_refused() {
     assert_eq!(status, 400, "{body}");
     // The longest name a file system takes is accepted.
     let longest = format!("{}.wav", "y".repeat(251));
-    let upload = app
-        .admin()
-        .post(app.url("/trd/audiofile/upload"))
-        .multipart(upload_form("long", &longest))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 200);
+    let (status, body) = upload(&app, "long", &longest).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// A recorder's empty export among broken and good files: every one is registered, the empty
