@@ -16,8 +16,7 @@
 use std::time::Duration;
 
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Consumer};
@@ -369,21 +368,11 @@ impl Queue {
     }
 
     async fn publish_raw(&self, queue: &str, body: &[u8], kind: Option<&str>) -> QueueResult<()> {
-        let link = self.link().await?;
         let mut properties = BasicProperties::default();
         if let Some(kind) = kind {
             properties = properties.with_type(kind.into());
         }
-        let confirm = within(link.publisher.basic_publish(
-            "".into(),
-            queue.into(),
-            BasicPublishOptions::default(),
-            body,
-            properties,
-        ))
-        .await?;
-        within(confirm).await?;
-        Ok(())
+        self.publish_confirmed(queue, body, properties).await
     }
 }
 

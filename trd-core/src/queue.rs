@@ -15,7 +15,10 @@ use lapin::options::{
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
+    ExchangeKind,
+};
 use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +49,12 @@ pub enum QueueError {
     Unavailable(#[from] lapin::Error),
     #[error("RabbitMQ is unavailable: no answer within {} s", .0.as_secs())]
     Timeout(Duration),
+    /// A negative publisher confirm: the broker did not take the message.
+    #[error("RabbitMQ refused a message for '{0}'")]
+    Rejected(String),
+    /// A mandatory message no queue took: the queue is missing.
+    #[error("RabbitMQ has no queue '{0}' to take the message")]
+    Unroutable(String),
 }
 
 pub type QueueResult<T> = Result<T, QueueError>;
@@ -241,24 +250,53 @@ impl Queue {
     }
 
     /// Publishes a persistent message to the lane's queue of `stage` and waits for the broker
-    /// to take responsibility for it.
+    /// to take responsibility for it. A stage queue someone deleted is declared again and the
+    /// message sent once more, instead of vanishing.
     pub async fn publish(&self, stage: Stage, lane: Lane, item: &WorkItem) -> QueueResult<()> {
         let body = serde_json::to_vec(item).expect("work items serialise");
+        let queue = self.lane_queue_name(stage, lane);
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into());
+        match self
+            .publish_confirmed(&queue, &body, properties.clone())
+            .await
+        {
+            Err(QueueError::Unroutable(_)) => {
+                tracing::warn!(%queue, "a stage queue was missing; declaring the topology again");
+                let link = self.link().await?;
+                self.declare_topology(&link.publisher).await?;
+                self.publish_confirmed(&queue, &body, properties).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Publishes `body` to `queue` as mandatory and waits for the broker's confirm: a nack,
+    /// or a message returned because no queue took it, is an error, never a success.
+    pub(crate) async fn publish_confirmed(
+        &self,
+        queue: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> QueueResult<()> {
         let link = self.link().await?;
-        let confirm = within(
-            link.publisher.basic_publish(
-                "".into(),
-                self.lane_queue_name(stage, lane).as_str().into(),
-                BasicPublishOptions::default(),
-                &body,
-                BasicProperties::default()
-                    .with_delivery_mode(2)
-                    .with_content_type("application/json".into()),
-            ),
-        )
+        let confirm = within(link.publisher.basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            properties,
+        ))
         .await?;
-        within(confirm).await?;
-        Ok(())
+        match within(confirm).await? {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable(queue.to_owned())),
+            Confirmation::Nack(_) => Err(QueueError::Rejected(queue.to_owned())),
+        }
     }
 
     /// A consumer on its own channel, holding at most `prefetch` unacknowledged messages.

@@ -173,3 +173,32 @@ async fn an_empty_recording_is_registered_and_fails_with_its_reason() {
         }
     }
 }
+
+/// A stage queue deleted behind the service's back (an operator's slip, a broker reset): the
+/// start's message is not dropped by the broker while the start answers 200. Publishes are
+/// mandatory and confirmed, so the missing queue shows; it is declared again, the message sent
+/// once more, and the batch finishes; the worker whose queue vanished consumes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_stage_queue_loses_no_start() {
+    let app = spawn_app(Workers::Processes).await;
+    app.copy_into_batch("calls", &[data::path("ko/zeroth-104/104_003_0019.wav")]);
+    app.wait_registered("calls", 1).await;
+    let connection = lapin::Connection::connect(&app.settings.amqp_uri, Default::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let normalize = app.queue.queue_name(trd_core::domain::Stage::Normalize);
+    channel
+        .queue_delete(normalize.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    let _ = connection.close(200, "done".into()).await;
+    // The broker tells a deleted quorum queue's consumers so a moment later; a queue declared
+    // again before that kept a consumer that was never served (seen here with RabbitMQ), so
+    // the start comes once the worker has been told.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.get_ok("/trd/transcription/start/batch/calls").await;
+    let done = app.wait_batch_done("calls", Duration::from_secs(60)).await;
+    assert_eq!(done[0]["control"], "FINISHED", "{}", done[0]);
+    assert_eq!(done[0]["status"], "RECOGNIZED", "{}", done[0]);
+}
