@@ -282,12 +282,12 @@ pub fn transcript(segments: &[Segment], request: &Request) -> Transcript {
 /// `S1`, `S2`… by first appearance. TRD's speaker names are only unique within a channel, so
 /// a speaker is its channel and its name.
 #[derive(Default)]
-struct SpeakerLabels {
+pub struct SpeakerLabels {
     known: HashMap<(u32, String), String>,
 }
 
 impl SpeakerLabels {
-    fn of(&mut self, segment: &Segment) -> String {
+    pub fn of(&mut self, segment: &Segment) -> String {
         let next = self.known.len() + 1;
         self.known
             .entry((segment.channel, segment.speaker.clone()))

@@ -5,6 +5,7 @@
 //! `kill -9` mid-stream costs no word, and streams beyond the configured slots are refused at
 //! once.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -191,7 +192,8 @@ async fn vosk_clients_stream_and_finals_equal_the_batch_text() {
 
 /// The official `speechmatics-rt` SDK, unchanged: `RecognitionStarted`, one `AudioAdded` per
 /// frame, partials during the audio, `AddTranscript`s equal to the batch text with speakers
-/// told apart, and `EndOfTranscript`; a `file` audio format is refused with the vendor's error.
+/// told apart, and `EndOfTranscript`; the `file` audio format (the SDK's default) heard as the
+/// batch hears the file, with the batch diarizer's speakers; junk refused with `data_error`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn speechmatics_rt_sdk_streams_unchanged() {
     let app = spawn_app(Workers::InProcess).await;
@@ -223,16 +225,77 @@ async fn speechmatics_rt_sdk_streams_unchanged() {
         "{report}"
     );
 
+    let speakers = speakers_of(&report);
+    assert!(
+        speakers.iter().filter(|s| s.starts_with('S')).count() >= 2,
+        "speakers told apart with diarization: speaker: {speakers:?}"
+    );
+
+    // The SDK's default audio format, `file`: the container's bytes as they are, decoded by
+    // the normalizer and heard as the batch hears the file.
     let file = stream(
         &app,
         &key,
         "speechmatics",
         "/v2",
-        &clip("104_003_0019"),
-        &["--file-format"],
+        &dialogue,
+        &["--file-format", "--speed", "0"],
     )
     .await;
-    assert_eq!(file["error"]["type"], "invalid_audio_type", "{file}");
+    no_error(&file);
+    equals_batch(&file, &batch_text_of(&batch, &dialogue));
+    assert!(file["end_of_transcript"].is_number(), "{file}");
+    let seq_nos = file["seq_nos"].as_array().unwrap();
+    assert_eq!(seq_nos.last().unwrap().as_u64(), Some(seq_nos.len() as u64));
+    assert!(
+        speakers_of(&file).is_empty(),
+        "no speakers unless asked for"
+    );
+
+    // An MP3, with speakers: the batch diarizer's, labelled in order of appearance.
+    let mp3 = stream(
+        &app,
+        &key,
+        "speechmatics",
+        "/v2",
+        &data::path("dialogues/dlg_104_109.mp3"),
+        &["--file-format", "--speed", "0", "--diarization", "speaker"],
+    )
+    .await;
+    no_error(&mp3);
+    assert!(!mp3["text"].as_str().unwrap().is_empty(), "{mp3}");
+    assert_eq!(
+        speakers_of(&mp3),
+        BTreeSet::from(["S1".to_owned(), "S2".to_owned()]),
+        "{mp3}"
+    );
+    assert_eq!(mp3["parse_errors"].as_array().map_or(0, Vec::len), 0);
+
+    // Bytes that are no audio file: the vendor's data error, not a hang.
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wav");
+    std::fs::write(&junk, vec![0x5a; 64 * 1024]).unwrap();
+    let refused = stream(
+        &app,
+        &key,
+        "speechmatics",
+        "/v2",
+        &junk,
+        &["--file-format", "--speed", "0"],
+    )
+    .await;
+    assert_eq!(refused["error"]["type"], "data_error", "{refused}");
+}
+
+/// Every speaker label the finals carry.
+fn speakers_of(report: &Value) -> BTreeSet<String> {
+    report["finals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["speakers"].as_array().cloned().unwrap_or_default())
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// DeepSpeech's WebSockets: a whole MP3 as one frame (decoded like an upload) with hot words,

@@ -39,6 +39,20 @@ pub enum Action {
     Send(Message),
     /// Close the socket (the session ends with it).
     Close(Option<CloseFrame<'static>>),
+    /// The session is not a stream after all: its recognizer slot is given back and the
+    /// socket handed to the face, which finishes the session itself.
+    Handover(Handover),
+}
+
+/// What finishes a session that was handed over, given its socket.
+pub struct Handover(
+    pub Box<dyn FnOnce(DuplexStream) -> futures::future::BoxFuture<'static, WsResult<()>> + Send>,
+);
+
+impl std::fmt::Debug for Handover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handover")
+    }
 }
 
 /// Which input an answer is the answer to.
@@ -166,6 +180,11 @@ async fn drive<P: LiveProtocol>(
             _ = ping.tick() => vec![Action::Send(Message::Ping(Vec::new()))],
         };
         for action in actions {
+            if let Action::Handover(Handover(finish)) = action {
+                // Dropping the stream closes its queues: the recognizer's slot is free again.
+                drop(stream);
+                return finish(socket).await;
+            }
             let done = match perform(action, &mut socket, &mut stream, &jobs, &protocol).await {
                 Ok(Performed::Sent(kind)) => {
                     if let Some(kind) = kind {
@@ -267,6 +286,7 @@ async fn perform<P: LiveProtocol>(
             close(socket, frame).await;
             Ok(Performed::Closed)
         }
+        Action::Handover(_) => unreachable!("the loop hands the socket over itself"),
     }
 }
 

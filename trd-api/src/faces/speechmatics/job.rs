@@ -264,6 +264,24 @@ fn diarization_mode(diarization: Diarization) -> &'static str {
     }
 }
 
+/// What `transcription_config` asks of recognition: the model for its language, its
+/// vocabulary as hints, its diarization (shared by batch jobs and real-time file sessions).
+pub(super) fn recognition_options(app: &App, config: &JobConfig) -> SmResult<StartOptions> {
+    let mut hints = Vec::new();
+    for entry in &config.vocab {
+        hints.push(entry.content.clone());
+        hints.extend(entry.sounds_like.iter().cloned());
+    }
+    Ok(StartOptions {
+        model: Some(model_for(app, &config.language)?),
+        hints,
+        diarization: Some(diarization_mode(config.diarization).to_owned()),
+        max_speakers: config.max_speakers.map(|n| n.min(*SPEAKERS.end())),
+        speaker_sensitivity: config.speaker_sensitivity,
+        ..StartOptions::default()
+    })
+}
+
 /// Checks the job, stores its audio in the caller's private batch and starts it. Nothing is
 /// stored for a job that would be refused; a job that cannot be queued is removed again.
 pub async fn submit(app: &App, principal: &Principal, submission: Submission) -> SmResult<Job> {
@@ -273,28 +291,15 @@ pub async fn submit(app: &App, principal: &Principal, submission: Submission) ->
         note,
         audio,
     } = submission;
-    let model = model_for(app, &config.language)?;
     let notices = super::notify::notices(&notifications)?;
-    let mut hints = Vec::new();
-    for entry in &config.vocab {
-        hints.push(entry.content.clone());
-        hints.extend(entry.sounds_like.iter().cloned());
-    }
     let options = StartOptions {
-        model: Some(model),
-        hints,
-        webhooks: Vec::new(),
         notices,
-        diarization: Some(diarization_mode(config.diarization).to_owned()),
-        min_speakers: None,
-        max_speakers: config.max_speakers.map(|n| n.min(*SPEAKERS.end())),
-        speaker_sensitivity: config.speaker_sensitivity,
         protocol: Some(ProtocolNote {
             face: FACE.to_owned(),
             json: serde_json::to_string(&note)
                 .map_err(|e| ApiError::internal("the job note", e))?,
         }),
-        ..StartOptions::default()
+        ..recognition_options(app, &config)?
     };
     let checked = app.jobs.check_options(options).await?;
     let location = FileLocation {

@@ -11,6 +11,7 @@
 //! - [`vocab`]: `sounds_like` spellings written as the caller's `content`;
 //! - [`v2`]: the `/v2/jobs` routes; [`legacy`]: `/v1/user/{id}/jobs/` and `/v1.0/…`;
 //! - [`realtime`]: the real-time API, `GET /v2` (WebSocket), on a live stream;
+//!   [`realtime_file`]: its `file` sessions, heard as recognize-now jobs;
 //! - [`error`]: errors as `{"code", "error", "detail"}`.
 
 pub mod config;
@@ -20,6 +21,7 @@ pub mod job;
 pub mod legacy;
 pub mod notify;
 pub mod realtime;
+pub mod realtime_file;
 pub mod shapes;
 pub mod v2;
 pub mod vocab;

@@ -14,8 +14,8 @@
 //! With `diarization: speaker` every final word carries its utterance's speaker, `S1`, `S2`…
 //! in order of first appearance, told apart from each utterance's voiceprint as the stream
 //! goes (partials, and utterances too short to tell, are `UU`, the vendor's "unknown").
-//! `audio_format` `file` (a container to decode) is refused with `invalid_audio_type`: a live
-//! session hears PCM; a file goes to the batch API.
+//! `audio_format` `file` (a container, the client's default) is heard as a file: see
+//! [`super::realtime_file`].
 
 use rocket::{get, State};
 use rocket_ws::{Channel, Message, WebSocket};
@@ -23,22 +23,24 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use trd_core::domain::Word;
 use trd_core::live::{text_of, LiveConfig};
-use trd_export::json_v2::Diarization;
+use trd_export::json_v2::{Diarization, UNKNOWN_SPEAKER};
 
 use super::config::JobConfig;
+use super::realtime_file::FileSession;
 use crate::app::App;
-use crate::faces::live::{self, Action, AnswerTo, Limit, LiveProtocol};
-use crate::identity::{Access, Operate};
+use crate::faces::live::{self, Action, AnswerTo, Handover, Limit, LiveProtocol};
+use crate::identity::{Access, Operate, Principal};
 use crate::jobs::{Answer, JobError, JobResult, Jobs};
 
 /// A live session in the Speechmatics real-time protocol.
 #[get("/v2")]
 pub async fn realtime(
     app: &State<App>,
-    _who: Access<Operate>,
+    who: Access<Operate>,
     ws: WebSocket,
 ) -> Result<Channel<'static>, super::error::SmError> {
-    live::serve(app, ws, Realtime::default())
+    let protocol = Realtime::new(app.inner().clone(), who.principal.clone());
+    live::serve(app, ws, protocol)
         .await
         .map_err(super::error::SmError::Api)
 }
@@ -49,8 +51,10 @@ enum Encoding {
     F32,
 }
 
-#[derive(Default)]
 struct Realtime {
+    /// For a `file` session, which becomes a job of the caller's.
+    app: App,
+    who: Principal,
     started: Option<Started>,
     seq_no: u64,
     carry: Vec<u8>,
@@ -83,24 +87,69 @@ struct AudioFormat {
 /// A vendor error: its `type` and `reason`.
 struct Refused(&'static str, String);
 
+/// The first answer of every session.
+fn recognition_started(language: &str) -> Action {
+    Action::Send(text(json!({
+        "message": "RecognitionStarted",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "language_pack_info": {
+            "language_description": language,
+            "word_delimiter": " ",
+            "writing_direction": "left-to-right",
+            "itn": false,
+            "adapted": false,
+        },
+    })))
+}
+
 impl Realtime {
-    fn start(
-        &mut self,
-        jobs: &Jobs,
-        message: &Value,
-    ) -> Result<(LiveConfig, Vec<Action>), Refused> {
+    fn new(app: App, who: Principal) -> Self {
+        Realtime {
+            app,
+            who,
+            started: None,
+            seq_no: 0,
+            carry: Vec::new(),
+            last_partial: String::new(),
+        }
+    }
+
+    /// What `StartRecognition` asks for: a stream of raw PCM, or a file.
+    fn start(&mut self, jobs: &Jobs, message: &Value) -> Result<Vec<Action>, Refused> {
         let start: Start = serde_json::from_value(message.clone())
             .map_err(|e| Refused("invalid_message", format!("StartRecognition: {e}")))?;
-        let format = start.audio_format;
-        if format.kind != "raw" {
-            return Err(Refused(
+        match start.audio_format.kind.as_str() {
+            "raw" => self.start_stream(jobs, start),
+            "file" => self.start_file(&start.transcription_config),
+            other => Err(Refused(
                 "invalid_audio_type",
-                format!(
-                    "audio_format type '{}' is not served live; send raw pcm_s16le or pcm_f32le, or submit the file as a batch job",
-                    format.kind
-                ),
-            ));
+                format!("audio_format type '{other}' is not known; use raw or file"),
+            )),
         }
+    }
+
+    /// A file session: the socket goes to [`FileSession`] and the stream's slot is freed.
+    fn start_file(&mut self, transcription_config: &Value) -> Result<Vec<Action>, Refused> {
+        let config = parse_config(transcription_config)?;
+        let options = super::job::recognition_options(&self.app, &config)
+            .map_err(|e| Refused("invalid_config", e.to_string()))?;
+        let session = FileSession {
+            app: self.app.clone(),
+            who: self.who.clone(),
+            options,
+            speaker_labels: config.diarization == Diarization::Speaker,
+            language: config.language.clone(),
+        };
+        Ok(vec![
+            recognition_started(&config.language),
+            Action::Handover(Handover(Box::new(move |socket| {
+                Box::pin(session.run(socket))
+            }))),
+        ])
+    }
+
+    fn start_stream(&mut self, jobs: &Jobs, start: Start) -> Result<Vec<Action>, Refused> {
+        let format = start.audio_format;
         let encoding = match format.encoding.as_deref() {
             Some("pcm_s16le") | None => Encoding::S16,
             Some("pcm_f32le") => Encoding::F32,
@@ -112,10 +161,7 @@ impl Realtime {
             }
         };
         let rate = format.sample_rate.unwrap_or(16_000);
-        let wrapped =
-            json!({"type": "transcription", "transcription_config": start.transcription_config});
-        let config = JobConfig::parse(&wrapped.to_string())
-            .map_err(|e| Refused("invalid_config", e.to_string()))?;
+        let config = parse_config(&start.transcription_config)?;
         let partials = start.transcription_config["enable_partials"]
             .as_bool()
             .unwrap_or(false);
@@ -125,60 +171,31 @@ impl Realtime {
             .map_err(|e| Refused("invalid_config", e.to_string()))?;
         let speaker_labels = config.diarization == Diarization::Speaker;
         live_config.speakers = speaker_labels;
-        let actions = vec![Action::Send(text(json!({
-            "message": "RecognitionStarted",
-            "id": uuid::Uuid::new_v4().to_string(),
-            "language_pack_info": {
-                "language_description": config.language,
-                "word_delimiter": " ",
-                "writing_direction": "left-to-right",
-                "itn": false,
-                "adapted": false,
-            },
-        })))];
+        let actions = vec![
+            Action::Configure(live_config),
+            recognition_started(&config.language),
+        ];
         self.started = Some(Started {
             encoding,
             language: config.language,
             partials,
             speaker_labels,
         });
-        Ok((live_config, actions))
+        Ok(actions)
     }
 
     /// A transcript message: `AddTranscript` or `AddPartialTranscript`.
     fn transcript(&self, message: &str, words: &[Word], speaker: Option<usize>) -> Action {
         let started = self.started.as_ref().expect("answers come after the start");
-        let results: Vec<Value> = words
-            .iter()
-            .map(|w| {
-                let mut alternative = json!({
-                    "content": w.text,
-                    "confidence": f64::from(w.score) / 100.0,
-                    "language": started.language,
-                });
-                if started.speaker_labels {
-                    alternative["speaker"] =
-                        json!(speaker.map_or("UU".to_owned(), |s| format!("S{}", s + 1)));
-                }
-                json!({
-                    "type": "word",
-                    "start_time": w.start,
-                    "end_time": w.end,
-                    "alternatives": [alternative],
-                })
-            })
-            .collect();
-        let transcript = text_of(words);
-        Action::Send(text(json!({
-            "message": message,
-            "format": "2.9",
-            "metadata": {
-                "start_time": words.first().map_or(0.0, |w| w.start),
-                "end_time": words.last().map_or(0.0, |w| w.end),
-                "transcript": if transcript.is_empty() { transcript } else { transcript + " " },
-            },
-            "results": results,
-        })))
+        let speaker = started
+            .speaker_labels
+            .then(|| speaker.map_or(UNKNOWN_SPEAKER.to_owned(), |s| format!("S{}", s + 1)));
+        Action::Send(text(transcript_message(
+            message,
+            words,
+            &started.language,
+            speaker.as_deref(),
+        )))
     }
 
     fn samples(&mut self, bytes: &[u8]) -> Vec<i16> {
@@ -204,6 +221,52 @@ impl Realtime {
                 .collect(),
         }
     }
+}
+
+/// `transcription_config` read as the batch face reads it.
+fn parse_config(transcription_config: &Value) -> Result<JobConfig, Refused> {
+    let wrapped = json!({"type": "transcription", "transcription_config": transcription_config});
+    JobConfig::parse(&wrapped.to_string()).map_err(|e| Refused("invalid_config", e.to_string()))
+}
+
+/// A transcript message, `AddTranscript` or `AddPartialTranscript`: `metadata` and json-v2
+/// `results`, each word's alternative carrying `speaker` when speakers were asked for.
+pub(super) fn transcript_message(
+    message: &str,
+    words: &[Word],
+    language: &str,
+    speaker: Option<&str>,
+) -> Value {
+    let results: Vec<Value> = words
+        .iter()
+        .map(|w| {
+            let mut alternative = json!({
+                "content": w.text,
+                "confidence": f64::from(w.score) / 100.0,
+                "language": language,
+            });
+            if let Some(speaker) = speaker {
+                alternative["speaker"] = json!(speaker);
+            }
+            json!({
+                "type": "word",
+                "start_time": w.start,
+                "end_time": w.end,
+                "alternatives": [alternative],
+            })
+        })
+        .collect();
+    let transcript = text_of(words);
+    json!({
+        "message": message,
+        "format": "2.9",
+        "metadata": {
+            "start_time": words.first().map_or(0.0, |w| w.start),
+            "end_time": words.last().map_or(0.0, |w| w.end),
+            "transcript": if transcript.is_empty() { transcript } else { transcript + " " },
+        },
+        "results": results,
+    })
 }
 
 fn text(value: Value) -> Message {
@@ -249,10 +312,7 @@ impl LiveProtocol for Realtime {
         match message["message"].as_str() {
             Some("StartRecognition") if self.started.is_none() => {
                 match self.start(jobs, &message) {
-                    Ok((config, mut actions)) => {
-                        actions.insert(0, Action::Configure(config));
-                        actions
-                    }
+                    Ok(actions) => actions,
                     Err(refused) => refuse(refused),
                 }
             }
