@@ -99,6 +99,7 @@ pub async fn build(
         app.jobs.clone(),
         shutdown.clone(),
     ));
+    tokio::spawn(jobs::sweep_derived_data(app.jobs.clone(), shutdown.clone()));
     let requests = metrics::RequestCounter::default();
     Ok(rocket::custom(figment)
         .manage(app)

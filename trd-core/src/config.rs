@@ -61,6 +61,10 @@ pub struct Settings {
     /// sends faster than the recognizer hears is no longer read (TCP back-pressure) until the
     /// recognizer catches up.
     pub stream_window_seconds: f64,
+    /// How long a file's normalized audio (about 115 MB per channel-hour in MongoDB) is kept
+    /// after the file has ended, FINISHED or FAILED; 0 drops it as the file ends. A reset
+    /// file normalizes again, so nothing needs it afterwards.
+    pub pcm_retention_seconds: u64,
     /// Longest speech segment the diarizer hands to the recognizer.
     pub max_segment_seconds: f64,
     /// Audio one recognizer hears in one go: a file's segments are recognized in runs of
@@ -177,6 +181,7 @@ impl Default for Settings {
             stream_idle_seconds: 30,
             stream_max_seconds: 3_600,
             stream_window_seconds: 10.0,
+            pcm_retention_seconds: 0,
             max_segment_seconds: 30.0,
             recognition_run_seconds: 30.0,
             max_delivery_attempts: 5,

@@ -282,6 +282,13 @@ async fn warn_about_unknown_hints(
 async fn close_file(ctx: &WorkerContext, file: ObjectId) -> Result<(), StoreError> {
     if let Some(done) = ctx.store.finish_recognition(file).await? {
         tracing::info!(file = %file, status = %done.status, control = %done.control, "file finished");
+        if ctx.settings.pcm_retention_seconds == 0 {
+            // Nothing reads a finished file's normalized audio; the API's sweep removes it
+            // later if this fails.
+            if let Err(e) = ctx.store.delete_pcm(file).await {
+                tracing::warn!(file = %file, error = %trd_core::logging::ErrorChain(&e), "could not drop the normalized audio; the sweep will");
+            }
+        }
     }
     Ok(())
 }

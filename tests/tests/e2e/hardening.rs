@@ -1,11 +1,14 @@
 //! Hostile paths: links planted in the work directory, or swapped in after registration,
 //! never make TRD register, transcribe, store into or delete anything outside it; names no
-//! file system takes are refused with 400, not a 500 at the hard link.
+//! file system takes are refused with 400, not a 500 at the hard link. Empty recordings, a
+//! stage queue deleted behind the service's back, and data nobody needs any more.
 
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
-use trd_tests::app::{spawn_app, TestApp, Workers};
+use mongodb::bson::{doc, oid::ObjectId};
+use trd_core::store::{PcmWriter, CHUNK_SAMPLES};
+use trd_tests::app::{spawn_app, spawn_app_with, TestApp, Workers};
 use trd_tests::data;
 
 /// Uploads a clip as `name` into `batch`: the status and the body.
@@ -201,4 +204,86 @@ async fn a_deleted_stage_queue_loses_no_start() {
     let done = app.wait_batch_done("calls", Duration::from_secs(60)).await;
     assert_eq!(done[0]["control"], "FINISHED", "{}", done[0]);
     assert_eq!(done[0]["status"], "RECOGNIZED", "{}", done[0]);
+}
+
+/// The records of a finished batch, by id.
+fn ids_of(records: &[serde_json::Value]) -> Vec<ObjectId> {
+    records
+        .iter()
+        .map(|r| ObjectId::parse_str(r["_id"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+/// Normalized audio goes as a file finishes; what a delete interrupted between its two writes
+/// left behind (segments of a record that is gone, audio of a record that never came back) goes
+/// at the next sweep, and the results of the files that remain stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finished_files_keep_no_normalized_audio_and_orphans_are_swept() {
+    let app = spawn_app(Workers::InProcess).await;
+    let clips = [
+        data::path("ko/zeroth-104/104_003_0019.wav"),
+        data::path("ko/zeroth-104/104_003_0193.wav"),
+    ];
+    app.copy_into_batch("calls", &clips);
+    app.wait_registered("calls", 2).await;
+    app.get_ok("/trd/transcription/start/batch/calls").await;
+    let done = app.wait_batch_done("calls", Duration::from_secs(240)).await;
+    let ids = ids_of(&done);
+    for (record, id) in done.iter().zip(&ids) {
+        assert_eq!(record["control"], "FINISHED", "{record}");
+        app.eventually(
+            "a finished file's normalized audio is dropped",
+            Duration::from_secs(20),
+            || async { (app.store.count_pcm_chunks(*id).await.unwrap() == 0).then_some(()) },
+        )
+        .await;
+        assert!(!app.store.segments_of(*id).await.unwrap().is_empty());
+    }
+
+    // The API killed between the two writes of a delete: the record went, its data stayed.
+    let victim = ids[0];
+    app.store
+        .database()
+        .collection::<mongodb::bson::Document>("audiofiles")
+        .delete_one(doc! {"_id": victim})
+        .await
+        .unwrap();
+    let orphan = ObjectId::new();
+    let mut writer = PcmWriter::new(&app.store, orphan, 1);
+    writer
+        .write(&vec![7_i16; 2 * CHUNK_SAMPLES as usize])
+        .await
+        .unwrap();
+    writer.finish().await.unwrap();
+    assert!(!app.store.segments_of(victim).await.unwrap().is_empty());
+    assert!(app.store.count_pcm_chunks(orphan).await.unwrap() > 0);
+    app.eventually(
+        "one sweep removes the orphans",
+        Duration::from_secs(20),
+        || async {
+            let segments = app.store.segments_of(victim).await.unwrap();
+            let pcm = app.store.count_pcm_chunks(orphan).await.unwrap();
+            (segments.is_empty() && pcm == 0).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        !app.store.segments_of(ids[1]).await.unwrap().is_empty(),
+        "a remaining file keeps its results"
+    );
+}
+
+/// With a retention time, a finished file's normalized audio outlives several sweeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn normalized_audio_is_kept_for_its_retention_time() {
+    let app = spawn_app_with(Workers::InProcess, |s| s.pcm_retention_seconds = 3_600).await;
+    app.copy_into_batch("calls", &[data::path("ko/zeroth-104/104_003_0019.wav")]);
+    app.wait_registered("calls", 1).await;
+    app.get_ok("/trd/transcription/start/batch/calls").await;
+    let done = app.wait_batch_done("calls", Duration::from_secs(240)).await;
+    assert_eq!(done[0]["control"], "FINISHED", "{}", done[0]);
+    let id = ids_of(&done)[0];
+    // The sweep runs every quarter lease (15 s here): two of them.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert!(app.store.count_pcm_chunks(id).await.unwrap() > 0);
 }

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use mongodb::bson::oid::ObjectId;
 use serde_json::Value;
-use trd_tests::app::{spawn_app, Workers};
+use trd_tests::app::{spawn_app_with, Workers};
 use trd_tests::data;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn records_tell_the_truth_and_failures_are_data() {
     let _turn = trd_tests::turns::shared().await;
-    let app = spawn_app(Workers::InProcess).await;
+    // Finished files keep their normalized audio here, to show it going on reset and delete.
+    let app = spawn_app_with(Workers::InProcess, |s| s.pcm_retention_seconds = 3_600).await;
     let staging = tempfile::tempdir().unwrap();
     let redundant = staging.path().join("same_on_both.wav");
     let status = Command::new("ffmpeg")

@@ -38,7 +38,8 @@ pub use follow::JobUpdate;
 pub use intake::{fresh_name, Audio, SPOOL_DIR};
 pub use live::{Answer, LiveStream};
 pub use now::{
-    discard_expired_jobs, Admission, LiveJob, NowRequest, Progress, RETRY_AFTER_SECONDS,
+    discard_expired_jobs, sweep_derived_data, Admission, LiveJob, NowRequest, Progress,
+    RETRY_AFTER_SECONDS,
 };
 pub use options::{language_of, CheckedOptions, SPEAKERS};
 

@@ -146,6 +146,27 @@ pub async fn discard_expired_jobs(jobs: Jobs, shutdown: tokio_util::sync::Cancel
     }
 }
 
+/// Sweeps derived data every quarter lease until shutdown ([`Store::sweep_derived`]): the
+/// normalized audio of files ended more than `pcm_retention_seconds` ago, and what a delete
+/// or reset interrupted between its two writes left behind.
+pub async fn sweep_derived_data(jobs: Jobs, shutdown: tokio_util::sync::CancellationToken) {
+    let every = Duration::from_secs(jobs.settings.lease_seconds).div_f64(4.0);
+    let retention = Duration::from_secs(jobs.settings.pcm_retention_seconds);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match jobs.store.sweep_derived(retention).await {
+            Ok(swept) if swept == trd_core::store::Swept::default() => {}
+            Ok(swept) => tracing::info!(?swept, "derived data swept"),
+            Err(e) => {
+                tracing::warn!(error = %trd_core::logging::ErrorChain(&e), "could not sweep derived data; trying again")
+            }
+        }
+    }
+}
+
 /// A running interactive job and the request waiting on it.
 pub struct LiveJob {
     jobs: Jobs,

@@ -418,7 +418,7 @@ impl Store {
     }
 
     /// The ids of the records matching `filter`.
-    async fn audiofile_ids(&self, filter: Document) -> StoreResult<Vec<ObjectId>> {
+    pub(super) async fn audiofile_ids(&self, filter: Document) -> StoreResult<Vec<ObjectId>> {
         ids_of(
             self.audiofiles
                 .clone_with_type::<Document>()

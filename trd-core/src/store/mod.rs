@@ -4,7 +4,8 @@
 //! - `audiofiles`: one record per registered file ([`AudioFile`]); unique on (batch, filename).
 //! - `segments`: speech segments ([`Segment`]) keyed by `audiofile_id`.
 //! - `pcm_chunks`: normalized 16-bit PCM per file and channel, in fixed-size chunks so any
-//!   worker on any host can read any time range of it.
+//!   worker on any host can read any time range of it; dropped once the file has ended
+//!   ([`retention`]).
 //! - `stage_metrics`: cumulative per-stage run counters and duration histograms ([`stage_metrics`]).
 //! - `webhook_outbox` and `webhook_tokens`: durable webhook deliveries and the tokens clients
 //!   validated ([`webhooks`]).
@@ -22,6 +23,7 @@ mod error;
 pub mod figures;
 pub mod identity;
 mod pcm;
+mod retention;
 mod segments;
 pub mod stage_metrics;
 pub mod webhooks;
@@ -36,6 +38,7 @@ pub use audiofiles::{Registration, StartOutcome, StopOutcome};
 use error::{is_duplicate_key, MongoResultExt};
 pub use error::{StoreError, StoreResult};
 pub use pcm::{PcmChunk, PcmWriter, CHUNK_SAMPLES};
+pub use retention::Swept;
 pub use segments::SegmentOutcome;
 
 use crate::config::Settings;
