@@ -62,7 +62,8 @@ impl StageWorker for Recognizer {
         for file in ctx.store.recognition_complete_but_open().await? {
             close_file(ctx, file).await?;
         }
-        Ok(())
+        // A diarized file whose hand-on was lost: its fan-out is published again.
+        trd_core::worker::sweeper::requeue_unqueued_files(ctx, Stage::Recognize).await
     }
 }
 

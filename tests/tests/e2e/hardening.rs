@@ -287,3 +287,36 @@ async fn normalized_audio_is_kept_for_its_retention_time() {
     tokio::time::sleep(Duration::from_secs(9)).await;
     assert!(app.store.count_pcm_chunks(id).await.unwrap() > 0);
 }
+
+/// A start whose message never reached a worker (published, then lost with the broker's
+/// queue contents): the file would wait RUNNING/INITIAL for ever. With the stage's queue empty
+/// and the file unclaimed for longer than a lease, the workers' sweep publishes it again and
+/// the file finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_start_whose_message_was_lost_is_sent_again() {
+    let app = spawn_app_with(Workers::None, |s| s.lease_seconds = 5).await;
+    app.copy_into_batch("calls", &[data::path("ko/zeroth-104/104_003_0019.wav")]);
+    app.wait_registered("calls", 1).await;
+    app.get_ok("/trd/transcription/start/batch/calls").await;
+    let connection = lapin::Connection::connect(&app.settings.amqp_uri, Default::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let normalize = app.queue.queue_name(trd_core::domain::Stage::Normalize);
+    let purged = channel
+        .queue_purge(normalize.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        purged, 1,
+        "the start's message was in the queue, and is gone"
+    );
+    let _ = connection.close(200, "done".into()).await;
+
+    app.spawn_worker(trd_normalizer::Normalizer).await;
+    app.spawn_worker(trd_diarizer::Diarizer).await;
+    app.spawn_worker(trd_recognizer::Recognizer).await;
+    let done = app.wait_batch_done("calls", Duration::from_secs(90)).await;
+    assert_eq!(done[0]["control"], "FINISHED", "{}", done[0]);
+    assert_eq!(done[0]["status"], "RECOGNIZED", "{}", done[0]);
+}

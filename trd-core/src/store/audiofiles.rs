@@ -417,6 +417,22 @@ impl Store {
         self.audiofile_ids(filter).await
     }
 
+    /// Running files that have waited for `stage` since before `since`, unclaimed: if the
+    /// stage's queue is empty, their message was lost.
+    pub async fn waiting_for_stage(
+        &self,
+        stage: Stage,
+        since: DateTime,
+    ) -> StoreResult<Vec<ObjectId>> {
+        let filter = doc! {
+            "control": Control::Running.as_str(),
+            "status": stage.ready_status().as_str(),
+            "lease": {"$exists": false},
+            "last_update": {"$lt": since},
+        };
+        self.audiofile_ids(filter).await
+    }
+
     /// The ids of the records matching `filter`.
     pub(super) async fn audiofile_ids(&self, filter: Document) -> StoreResult<Vec<ObjectId>> {
         ids_of(
