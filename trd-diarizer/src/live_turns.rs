@@ -219,17 +219,23 @@ impl LiveTurns {
                 speaker: "1".into(),
             })
             .collect();
-        heard_spans(&turns, duration, CONTEXT_SECONDS)
-            .into_iter()
-            .zip(&turns)
-            .map(|((heard_start, heard_end), t)| HeardTurn {
-                start: round_ms(t.start),
-                end: round_ms(t.end),
-                heard_start: round_ms(heard_start),
-                heard_end: round_ms(heard_end),
-            })
-            .collect()
+        heard_turns(&turns, duration)
     }
+}
+
+/// Turns of a channel `duration` seconds long with the audio each is heard from, as the batch
+/// stores them.
+pub fn heard_turns(turns: &[Turn], duration: f64) -> Vec<HeardTurn> {
+    heard_spans(turns, duration, CONTEXT_SECONDS)
+        .into_iter()
+        .zip(turns)
+        .map(|((heard_start, heard_end), t)| HeardTurn {
+            start: round_ms(t.start),
+            end: round_ms(t.end),
+            heard_start: round_ms(heard_start),
+            heard_end: round_ms(heard_end),
+        })
+        .collect()
 }
 
 /// As stored segments are rounded.

@@ -6,8 +6,7 @@
 #[allow(dead_code)]
 mod common;
 
-use trd_diarizer::hearing::{heard_spans, CONTEXT_SECONDS};
-use trd_diarizer::live_turns::{HeardTurn, LiveTurns, REST_CONTEXT_SAMPLES};
+use trd_diarizer::live_turns::{heard_turns, HeardTurn, LiveTurns, REST_CONTEXT_SAMPLES};
 use trd_diarizer::{diarize, DiarizationMode, DiarizationRequest};
 
 const MAX_SEGMENT_SECONDS: f64 = 30.0;
@@ -18,17 +17,7 @@ fn batch_turns(samples: &[i16], max_segment_seconds: f64) -> Vec<HeardTurn> {
     request.mode = DiarizationMode::None;
     let turns = diarize(&request, &models).expect("diarizes");
     let duration = samples.len() as f64 / 16_000.0;
-    let round = trd_diarizer::live_turns::round_ms;
-    heard_spans(&turns, duration, CONTEXT_SECONDS)
-        .into_iter()
-        .zip(&turns)
-        .map(|((hs, he), t)| HeardTurn {
-            start: round(t.start),
-            end: round(t.end),
-            heard_start: round(hs),
-            heard_end: round(he),
-        })
-        .collect()
+    heard_turns(&turns, duration)
 }
 
 /// Pushes `samples` in pieces of varying size; returns the turns with the number of samples

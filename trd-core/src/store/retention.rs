@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime};
+use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 
 use super::error::MongoResultExt;
 use super::{Store, StoreResult};
@@ -36,50 +36,48 @@ impl Store {
                 .checked_sub(retention)
                 .unwrap_or(SystemTime::UNIX_EPOCH),
         );
-        let mut swept = Swept::default();
-        let with_pcm = self.distinct_ids(&self.pcm, "audiofile_id").await?;
-        for ids in with_pcm.chunks(IDS_PER_QUERY) {
-            let kept = self
-                .audiofile_ids_matching(doc! {
-                    "_id": {"$in": ids},
-                    "$nor": [{
-                        "control": {"$in": [Control::Finished.as_str(), Control::Failed.as_str()]},
-                        "last_update": {"$lt": cutoff},
-                    }],
-                })
-                .await?;
+        let ended_long_ago = doc! {
+            "control": {"$in": [Control::Finished.as_str(), Control::Failed.as_str()]},
+            "last_update": {"$lt": cutoff},
+        };
+        Ok(Swept {
+            pcm_files: self
+                .drop_data_unless(&self.pcm, doc! {"$nor": [ended_long_ago]})
+                .await?,
+            orphaned_segment_files: self.drop_data_unless(&self.segments, doc! {}).await?,
+        })
+    }
+
+    /// Deletes the documents of `collection` (keyed by `audiofile_id`) whose record is gone or
+    /// does not match `kept`; answers how many files' data went.
+    async fn drop_data_unless<T: Send + Sync>(
+        &self,
+        collection: &mongodb::Collection<T>,
+        kept: Document,
+    ) -> StoreResult<usize> {
+        let mut dropped_files = 0;
+        for ids in self
+            .distinct_ids(collection, "audiofile_id")
+            .await?
+            .chunks(IDS_PER_QUERY)
+        {
+            let mut filter = kept.clone();
+            filter.insert("_id", doc! {"$in": ids});
+            let kept: HashSet<ObjectId> = self.audiofile_ids(filter).await?.into_iter().collect();
             let dropped: Vec<ObjectId> = ids
                 .iter()
                 .filter(|id| !kept.contains(id))
                 .copied()
                 .collect();
             if !dropped.is_empty() {
-                self.pcm
+                collection
                     .delete_many(doc! {"audiofile_id": {"$in": &dropped}})
                     .await
                     .store()?;
-                swept.pcm_files += dropped.len();
+                dropped_files += dropped.len();
             }
         }
-        let with_segments = self.distinct_ids(&self.segments, "audiofile_id").await?;
-        for ids in with_segments.chunks(IDS_PER_QUERY) {
-            let existing = self
-                .audiofile_ids_matching(doc! {"_id": {"$in": ids}})
-                .await?;
-            let orphaned: Vec<ObjectId> = ids
-                .iter()
-                .filter(|id| !existing.contains(id))
-                .copied()
-                .collect();
-            if !orphaned.is_empty() {
-                self.segments
-                    .delete_many(doc! {"audiofile_id": {"$in": &orphaned}})
-                    .await
-                    .store()?;
-                swept.orphaned_segment_files += orphaned.len();
-            }
-        }
-        Ok(swept)
+        Ok(dropped_files)
     }
 
     /// The distinct ids in `field` of a collection.
@@ -96,12 +94,5 @@ impl Store {
                 _ => None,
             })
             .collect())
-    }
-
-    async fn audiofile_ids_matching(
-        &self,
-        filter: mongodb::bson::Document,
-    ) -> StoreResult<HashSet<ObjectId>> {
-        Ok(self.audiofile_ids(filter).await?.into_iter().collect())
     }
 }

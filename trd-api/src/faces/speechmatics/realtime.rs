@@ -85,7 +85,7 @@ struct AudioFormat {
 }
 
 /// A vendor error: its `type` and `reason`.
-struct Refused(&'static str, String);
+pub(super) struct Refused(pub(super) &'static str, pub(super) String);
 
 /// The first answer of every session.
 fn recognition_started(language: &str) -> Action {
@@ -269,29 +269,40 @@ pub(super) fn transcript_message(
     })
 }
 
-fn text(value: Value) -> Message {
+pub(super) fn text(value: Value) -> Message {
     Message::Text(value.to_string())
 }
 
-fn warning(kind: &str, reason: &str) -> Action {
-    Action::Send(text(
-        json!({"message": "Warning", "type": kind, "reason": reason}),
-    ))
+/// The vendor's `Warning {type, reason}`.
+pub(super) fn warning_message(kind: &str, reason: &str) -> Message {
+    text(json!({"message": "Warning", "type": kind, "reason": reason}))
 }
 
-fn error_message(kind: &str, reason: &str) -> Action {
-    Action::Send(text(
-        json!({"message": "Error", "type": kind, "reason": reason}),
-    ))
+/// The vendor's `Error {type, reason}`; the socket closes after it.
+pub(super) fn error_message(kind: &str, reason: &str) -> Message {
+    text(json!({"message": "Error", "type": kind, "reason": reason}))
+}
+
+/// The close that follows an `Error`.
+pub(super) fn refusal_close(kind: &'static str) -> rocket_ws::frame::CloseFrame<'static> {
+    rocket_ws::frame::CloseFrame {
+        code: rocket_ws::frame::CloseCode::Library(4003),
+        reason: kind.into(),
+    }
+}
+
+fn warning(kind: &str, reason: &str) -> Action {
+    Action::Send(warning_message(kind, reason))
+}
+
+fn error_action(kind: &str, reason: &str) -> Action {
+    Action::Send(error_message(kind, reason))
 }
 
 fn refuse(Refused(kind, reason): Refused) -> Vec<Action> {
     vec![
-        error_message(kind, &reason),
-        Action::Close(Some(rocket_ws::frame::CloseFrame {
-            code: rocket_ws::frame::CloseCode::Library(4003),
-            reason: kind.into(),
-        })),
+        error_action(kind, &reason),
+        Action::Close(Some(refusal_close(kind))),
     ]
 }
 
@@ -379,12 +390,12 @@ impl LiveProtocol for Realtime {
             JobError::Busy { .. } | JobError::NoWorker { .. } => "quota_exceeded",
             _ => "job_error",
         };
-        vec![error_message(kind, &error.to_string())]
+        vec![error_action(kind, &error.to_string())]
     }
 
     fn limit(&mut self, limit: Limit) -> Vec<Action> {
         match limit {
-            Limit::Idle => vec![error_message(
+            Limit::Idle => vec![error_action(
                 "idle_timeout",
                 "no audio arrived for too long",
             )],

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use rocket_ws::frame::{CloseCode, CloseFrame};
 use rocket_ws::result::Result as WsResult;
 use rocket_ws::stream::DuplexStream;
 use rocket_ws::Message;
@@ -18,7 +17,9 @@ use trd_core::domain::{Control, StartOptions};
 
 use trd_export::json_v2::SpeakerLabels;
 
-use super::realtime::transcript_message;
+use super::realtime::{
+    error_message, refusal_close, text, transcript_message, warning_message, Refused,
+};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::faces::now::{self, Slot};
@@ -33,9 +34,6 @@ pub struct FileSession {
     pub language: String,
     pub speaker_labels: bool,
 }
-
-/// A vendor error: its `type` and `reason`; the session closes after it.
-struct Refused(&'static str, String);
 
 impl FileSession {
     /// Finishes the session on its socket (`RecognitionStarted` was sent already).
@@ -98,11 +96,12 @@ impl FileSession {
                     match message["message"].as_str() {
                         Some("EndOfStream") => return Ok(Ok(Some(file))),
                         Some("SetRecognitionConfig") => {
-                            socket.send(text(json!({
-                                "message": "Warning",
-                                "type": "unsupported_message",
-                                "reason": "SetRecognitionConfig is ignored: the session keeps its configuration",
-                            }))).await?;
+                            socket
+                                .send(warning_message(
+                                    "unsupported_message",
+                                    "SetRecognitionConfig is ignored: the session keeps its configuration",
+                                ))
+                                .await?;
                         }
                         _ => {
                             return Ok(Err(Refused(
@@ -203,21 +202,8 @@ fn refused(error: &ApiError) -> Refused {
     Refused(kind, error.message())
 }
 
-fn text(value: Value) -> Message {
-    Message::Text(value.to_string())
-}
-
 async fn refuse(socket: &mut DuplexStream, Refused(kind, reason): Refused) -> WsResult<()> {
-    socket
-        .send(text(
-            json!({"message": "Error", "type": kind, "reason": reason}),
-        ))
-        .await?;
-    let _ = socket
-        .close(Some(CloseFrame {
-            code: CloseCode::Library(4003),
-            reason: kind.into(),
-        }))
-        .await;
+    socket.send(error_message(kind, &reason)).await?;
+    let _ = socket.close(Some(refusal_close(kind))).await;
     Ok(())
 }
