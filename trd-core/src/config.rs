@@ -146,8 +146,16 @@ pub struct Settings {
     pub rate_limit_per_second: u32,
     /// Requests one principal may make at once before the average applies.
     pub rate_limit_burst: u32,
-    /// Uploads in progress at once, over all principals; more get 429.
+    /// Uploads in progress at once, over all principals; more get 429. An upload takes its
+    /// slot only once its first bytes have arrived, so clients that connect and send nothing
+    /// (or a byte at a time) never hold one.
     pub max_concurrent_uploads: usize,
+    /// How long an upload may take to send its first 512 bytes (or all of a smaller body)
+    /// before it is answered 408 without ever taking an upload slot.
+    pub upload_start_seconds: u64,
+    /// The slowest an upload may send once it holds a slot: its body must be complete within
+    /// `upload_start_seconds` plus its length at this rate (408 otherwise).
+    pub upload_min_bytes_per_second: u64,
 }
 
 impl Default for Settings {
@@ -212,6 +220,8 @@ impl Default for Settings {
             rate_limit_per_second: 50,
             rate_limit_burst: 200,
             max_concurrent_uploads: 16,
+            upload_start_seconds: 10,
+            upload_min_bytes_per_second: 16 * 1024,
         }
     }
 }
@@ -335,6 +345,12 @@ impl Settings {
         }
         if self.max_concurrent_uploads == 0 {
             return invalid("max_concurrent_uploads", "must be at least 1");
+        }
+        if self.upload_start_seconds == 0 {
+            return invalid("upload_start_seconds", "must be at least 1");
+        }
+        if self.upload_min_bytes_per_second == 0 {
+            return invalid("upload_min_bytes_per_second", "must be at least 1");
         }
         if self.worker_name.is_empty() {
             return invalid("worker_name", "must not be empty");

@@ -320,3 +320,79 @@ async fn a_start_whose_message_was_lost_is_sent_again() {
     assert_eq!(done[0]["control"], "FINISHED", "{}", done[0]);
     assert_eq!(done[0]["status"], "RECOGNIZED", "{}", done[0]);
 }
+
+/// A client that opens an upload and sends its body one byte a second, as a slow-loris attack
+/// or a dying link does: the raw request on a socket, with the length it promises.
+async fn trickling_upload(base: &str, key: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let address = base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /trd/audiofile/upload HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_slow_clients_do_not_stop_an_upload() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const START_SECONDS: u64 = 4;
+    let app = spawn_app_with(Workers::None, |s| {
+        s.upload_start_seconds = START_SECONDS;
+        // This is about slots, not request rates.
+        s.rate_limit_per_second = 0;
+    })
+    .await;
+    let key = app.admin_key();
+    let trickling: Vec<_> = (0..200)
+        .map(|_| {
+            let (base, key) = (app.base.clone(), key.clone());
+            tokio::spawn(async move {
+                let mut socket = trickling_upload(&base, &key).await;
+                // A byte a second until the service answers (or 30 s: it never did).
+                let mut answer = Vec::new();
+                let mut buffer = [0u8; 1024];
+                for _ in 0..30 {
+                    let _ = socket.write_all(b"-").await;
+                    match tokio::time::timeout(Duration::from_secs(1), socket.read(&mut buffer))
+                        .await
+                    {
+                        Ok(Ok(0)) | Ok(Err(_)) => break,
+                        Ok(Ok(n)) => {
+                            answer.extend_from_slice(&buffer[..n]);
+                            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                                break;
+                            }
+                        }
+                        Err(_) => {}
+                    }
+                }
+                String::from_utf8_lossy(&answer).into_owned()
+            })
+        })
+        .collect();
+    // Every slow client is connected and sending before the honest one arrives.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = std::time::Instant::now();
+    let (status, body) = upload(&app, "calls", "honest.wav").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(START_SECONDS),
+        "the honest upload waited {:?}: it must not wait for the slow ones",
+        asked.elapsed()
+    );
+    let records = app.get_ok("/trd/audiofile/list/batch/calls").await;
+    assert_eq!(records.as_array().unwrap().len(), 1, "{records}");
+
+    // The slow ones are answered 408 once their start time is up, and none was stored.
+    for answer in futures::future::join_all(trickling).await {
+        let answer = answer.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    }
+    let spooled = std::fs::read_dir(app.workdir().join(".trd-uploads"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(spooled, 0, "nothing of the slow uploads is left spooled");
+}

@@ -188,24 +188,3 @@ impl<'r> FromRequest<'r> for Caller {
         Outcome::Success(Caller(Some(principal)))
     }
 }
-
-/// One upload in progress: held while the request body is read and stored; 429 when
-/// `max_concurrent_uploads` are under way.
-pub struct UploadSlot {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for UploadSlot {
-    type Error = ();
-
-    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
-        let Some(app) = app(req) else {
-            return Outcome::Error((Status::InternalServerError, ()));
-        };
-        match app.identity.upload_slot() {
-            Ok(permit) => Outcome::Success(UploadSlot { _permit: permit }),
-            Err(refusal) => refuse(req, refusal),
-        }
-    }
-}

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod guard;
 pub mod intake;
+pub mod paced;
 pub mod principal;
 pub mod refusal;
 pub mod secrets;

@@ -49,6 +49,15 @@ impl Refusal {
         }
     }
 
+    /// The client sent its request too slowly (408).
+    pub fn too_slow(message: impl Into<String>) -> Self {
+        Refusal {
+            status: Status::RequestTimeout,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
     pub fn misdirected(host: &str) -> Self {
         Refusal {
             status: Status::MisdirectedRequest,

@@ -68,10 +68,19 @@ impl Jobs {
                 path
             }
         };
-        let placed = self.place(location, &spooled).await;
+        let registered = match self.place(location, &spooled).await {
+            Ok(()) => {
+                let registered = self.register(location).await;
+                if registered.is_err() {
+                    // Unanswered, the client will send it again: the name must be free then.
+                    self.unplace(location, &spooled).await;
+                }
+                registered
+            }
+            Err(e) => Err(e),
+        };
         let _ = std::fs::remove_file(&spooled);
-        placed?;
-        self.register(location).await
+        registered
     }
 
     async fn spool(
@@ -119,11 +128,42 @@ impl Jobs {
             refused => JobError::UnsafePath(refused.to_string()),
         })?;
         match std::fs::hard_link(spooled, &target) {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(JobError::NameTaken(location.clone()))
+                return Err(JobError::NameTaken(location.clone()))
             }
-            Err(e) => Err(JobError::io("storing the audio", e)),
+            Err(e) => return Err(JobError::io("storing the audio", e)),
+        }
+        // On disk, data and name, before anyone is told the audio is stored.
+        let durable = async {
+            tokio::fs::File::open(&target).await?.sync_all().await?;
+            tokio::fs::File::open(parent).await?.sync_all().await
+        };
+        if let Err(e) = durable.await {
+            let _ = std::fs::remove_file(&target);
+            return Err(JobError::io("storing the audio", e));
+        }
+        Ok(())
+    }
+
+    /// Takes back a name [`Self::place`] gave and nobody registered: only the link to this
+    /// upload's own spooled file, never a file someone else has put there since.
+    async fn unplace(&self, location: &FileLocation, spooled: &std::path::Path) {
+        use std::os::unix::fs::MetadataExt;
+        let target = location.path_in(&self.settings.workdir);
+        let same_file = match (
+            std::fs::symlink_metadata(&target),
+            std::fs::metadata(spooled),
+        ) {
+            (Ok(placed), Ok(ours)) => placed.ino() == ours.ino() && placed.dev() == ours.dev(),
+            _ => false,
+        };
+        // A record made meanwhile (the store is back and the watcher saw the file) keeps it.
+        let unregistered = matches!(self.store.find_by_location(location).await, Ok(None));
+        if same_file && unregistered {
+            if let Err(e) = std::fs::remove_file(&target) {
+                tracing::warn!(path = %target.display(), error = %e, "an unregistered upload could not be removed");
+            }
         }
     }
 

@@ -18,7 +18,7 @@ use super::shapes::JobStatus;
 use super::v2::{render, TranscriptBody};
 use crate::app::App;
 use crate::error::ApiError;
-use crate::identity::guard::UploadSlot;
+use crate::identity::paced::Paced;
 use crate::identity::{Access, Operate, Read};
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -135,13 +135,12 @@ impl LegacyJob {
 pub async fn submit(
     app: &State<App>,
     who: Access<Operate>,
-    _slot: UploadSlot,
     version: &str,
     user_id: &str,
-    form: Result<Form<SubmitForm<'_>>, Errors<'_>>,
+    form: Paced<Result<Form<SubmitForm<'_>>, Errors<'_>>>,
 ) -> SmResult<Json<LegacyCreated>> {
     let user = self::user_id(version, user_id)?;
-    let mut form = form::parsed(app, form)?;
+    let mut form = form::parsed(app, form.body)?;
     let submission = form::submission(app, &mut form, Some(user)).await?;
     let job = job::submit(app, &who, submission).await?;
     Ok(Json(LegacyCreated {

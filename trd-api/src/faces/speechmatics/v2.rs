@@ -15,7 +15,7 @@ use super::form::{self, SubmitForm};
 use super::job::{self, Job, Rendered, TranscriptFormat};
 use super::shapes::{iso, JobDetails, JobStatus};
 use crate::app::App;
-use crate::identity::guard::UploadSlot;
+use crate::identity::paced::Paced;
 use crate::identity::{Access, Operate, Read};
 
 /// A submitted job's id.
@@ -52,10 +52,9 @@ pub struct JobList {
 pub async fn submit(
     app: &State<App>,
     who: Access<Operate>,
-    _slot: UploadSlot,
-    form: Result<Form<SubmitForm<'_>>, Errors<'_>>,
+    form: Paced<Result<Form<SubmitForm<'_>>, Errors<'_>>>,
 ) -> SmResult<(Status, Json<Created>)> {
-    let mut form = form::parsed(app, form)?;
+    let mut form = form::parsed(app, form.body)?;
     let submission = form::submission(app, &mut form, None).await?;
     let job = job::submit(app, &who, submission).await?;
     Ok((

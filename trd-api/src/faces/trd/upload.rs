@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use crate::identity::guard::UploadSlot;
+use crate::identity::paced::Paced;
 use crate::identity::{Access, Operate};
 use crate::jobs::Audio;
 use crate::shapes::{Binary, RecordUrls, UrlMap};
@@ -38,11 +38,10 @@ pub struct Upload<'r> {
 pub async fn upload(
     app: &State<App>,
     who: Access<Operate>,
-    _slot: UploadSlot,
     urls: RecordUrls,
-    form: Result<Form<Upload<'_>>, Errors<'_>>,
+    form: Paced<Result<Form<Upload<'_>>, Errors<'_>>>,
 ) -> ApiResult<Json<UrlMap>> {
-    let mut form = form.map_err(|errors| {
+    let mut form = form.body.map_err(|errors| {
         if errors.status().code == 413 {
             ApiError::PayloadTooLarge(format!(
                 "the upload exceeds the size limit of {} bytes (setting `upload_limit_bytes`)",
