@@ -165,6 +165,12 @@ impl From<trd_core::domain::InvalidName> for ApiError {
     }
 }
 
+impl From<trd_core::store::PageError> for ApiError {
+    fn from(e: trd_core::store::PageError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
 impl From<trd_core::domain::InvalidAudioFileId> for ApiError {
     fn from(e: trd_core::domain::InvalidAudioFileId) -> Self {
         ApiError::BadRequest(e.to_string())

@@ -22,6 +22,7 @@ pub mod faces;
 pub mod fetch;
 pub mod identity;
 pub mod jobs;
+pub mod json_array;
 pub mod metrics;
 pub mod openapi;
 pub mod registry;

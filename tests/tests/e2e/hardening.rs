@@ -396,3 +396,71 @@ async fn two_hundred_slow_clients_do_not_stop_an_upload() {
         .unwrap_or(0);
     assert_eq!(spooled, 0, "nothing of the slow uploads is left spooled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn listings_are_paged_with_limit_and_skip() {
+    let app = spawn_app(Workers::None).await;
+    let clips: Vec<_> = data::references("ko/zeroth-104")
+        .keys()
+        .take(5)
+        .map(|f| data::path("ko/zeroth-104").join(f))
+        .collect();
+    app.copy_into_batch("paged", &clips);
+    app.wait_registered("paged", 5).await;
+    let whole = app.get_ok("/trd/audiofile/list/batch/paged").await;
+    let whole = whole.as_array().unwrap().clone();
+    assert_eq!(whole.len(), 5);
+    let names = |records: &[serde_json::Value]| -> Vec<String> {
+        records
+            .iter()
+            .map(|r| r["filename"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Pages of two, one after the other, are the whole listing in its order.
+    let mut paged = Vec::new();
+    for skip in [0, 2, 4] {
+        let page = app
+            .get_ok(&format!(
+                "/trd/audiofile/list/batch/paged?limit=2&skip={skip}"
+            ))
+            .await;
+        paged.extend(page.as_array().unwrap().clone());
+    }
+    assert_eq!(names(&paged), names(&whole));
+    let everything = app.get_ok("/trd/audiofile/list?limit=3&skip=1").await;
+    assert_eq!(everything.as_array().unwrap().len(), 3, "{everything}");
+
+    // The query pages in `_id` order.
+    let lines = |body: String| -> Vec<serde_json::Value> {
+        body.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let query = |suffix: &str| {
+        let url = app.url(&format!(
+            "/trd/query/collection/audiofiles?batch=paged&project=filename{suffix}"
+        ));
+        let client = app.admin();
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (status, all) = query("").await;
+    assert_eq!(status, 200, "{all}");
+    let all = lines(all);
+    assert_eq!(all.len(), 5);
+    let (status, middle) = query("&limit=2&skip=1").await;
+    assert_eq!(status, 200, "{middle}");
+    assert_eq!(lines(middle), all[1..3].to_vec());
+
+    for bad in ["limit=0", "limit=ten", "skip=-1", "limit=10001"] {
+        let (status, body) = app
+            .get(&format!("/trd/audiofile/list/batch/paged?{bad}"))
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        let (status, body) = query(&format!("&{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}

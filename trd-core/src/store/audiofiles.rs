@@ -6,7 +6,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{self, doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::ReturnDocument;
 
-use super::{is_duplicate_key, MongoResultExt, Store, StoreError, StoreResult};
+use super::{is_duplicate_key, MongoResultExt, Page, Store, StoreError, StoreResult};
 use crate::domain::names::PRIVATE_PREFIX;
 use crate::domain::{
     AudioFile, BatchName, Control, FileLocation, Lane, Lease, Stage, StageError, StartOptions,
@@ -131,7 +131,22 @@ impl Store {
     /// All records outside private batches, or those of one batch (`Some(None)` selects
     /// files without a batch).
     pub async fn list(&self, batch: Option<Option<&BatchName>>) -> StoreResult<Vec<AudioFile>> {
-        let filter = batch.map(batch_filter).unwrap_or_else(|| {
+        self.list_page(batch, None, Page::ALL)
+            .await?
+            .try_collect()
+            .await
+            .store()
+    }
+
+    /// Records as [`Self::list`] orders them, only those in the batches `within` (when
+    /// given), one page of them, read as they are sent.
+    pub async fn list_page(
+        &self,
+        batch: Option<Option<&BatchName>>,
+        within: Option<&[String]>,
+        page: Page,
+    ) -> StoreResult<mongodb::Cursor<AudioFile>> {
+        let mut filter = batch.map(batch_filter).unwrap_or_else(|| {
             // The prefix starts with '.', the one character in it a pattern must escape.
             let private = bson::Regex {
                 pattern: format!("^\\{PRIVATE_PREFIX}"),
@@ -139,14 +154,18 @@ impl Store {
             };
             doc! {"batch": {"$not": private}}
         });
-        self.audiofiles
+        if let Some(batches) = within {
+            filter = doc! {"$and": [filter, {"batch": {"$in": batches}}]};
+        }
+        let mut find = self
+            .audiofiles
             .find(filter)
             .sort(doc! {"batch": 1, "filename": 1})
-            .await
-            .store()?
-            .try_collect()
-            .await
-            .store()
+            .skip(page.skip);
+        if let Some(limit) = page.limit {
+            find = find.limit(limit as i64);
+        }
+        find.await.store()
     }
 
     /// A batch's records, newest first: at most `limit`, created within the bounds given.

@@ -22,6 +22,7 @@ mod audiofiles;
 mod error;
 pub mod figures;
 pub mod identity;
+mod page;
 mod pcm;
 mod retention;
 mod segments;
@@ -37,6 +38,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 pub use audiofiles::{Registration, StartOutcome, StopOutcome};
 use error::{is_duplicate_key, MongoResultExt};
 pub use error::{StoreError, StoreResult};
+pub use page::{Page, PageError, MAX_PAGE};
 pub use pcm::{PcmChunk, PcmWriter, CHUNK_SAMPLES};
 pub use retention::Swept;
 pub use segments::SegmentOutcome;
@@ -137,13 +139,28 @@ impl Store {
         filter: Document,
         projection: Document,
     ) -> StoreResult<mongodb::Cursor<Document>> {
-        self.db
-            .collection::<Document>(collection)
+        self.find_page(collection, filter, projection, Page::ALL)
+            .await
+    }
+
+    /// One page of [`Self::find_documents`]: in `_id` order, so pages do not overlap.
+    pub async fn find_page(
+        &self,
+        collection: &str,
+        filter: Document,
+        projection: Document,
+        page: Page,
+    ) -> StoreResult<mongodb::Cursor<Document>> {
+        let collection = self.db.collection::<Document>(collection);
+        let mut find = collection
             .find(filter)
             .projection(projection)
             .sort(doc! {"_id": 1})
-            .await
-            .store()
+            .skip(page.skip);
+        if let Some(limit) = page.limit {
+            find = find.limit(limit as i64);
+        }
+        find.await.store()
     }
 
     /// Removes everything derived from a file (segments and normalized audio); the record is

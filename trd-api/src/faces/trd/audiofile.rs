@@ -1,6 +1,9 @@
 //! `/trd/audiofile/...`: records, registration of files on disk, deletion.
 
+use futures::stream::{BoxStream, StreamExt};
 use rocket::http::uri::{fmt::Path as UriPath, Segments};
+use rocket::http::ContentType;
+use rocket::response::stream::ByteStream;
 use rocket::serde::json::Json;
 use rocket::{delete, get, State};
 use trd_core::domain::{FileLocation, FileName};
@@ -12,6 +15,9 @@ use crate::identity::{Access, Operate, Read};
 use crate::jobs::Audio;
 use crate::shapes::{RecordUrls, RecordView, UrlMap};
 use trd_core::store::identity::Scope;
+use trd_core::store::Page;
+
+use crate::json_array::json_array;
 
 #[utoipa::path(
     tag = "audiofile",
@@ -31,38 +37,59 @@ pub async fn get_record(
     Ok(Json(RecordView::from(&record).with_deliveries(&deliveries)))
 }
 
+/// A listing's body: the records as a JSON array, streamed.
+type Listing = (ContentType, ByteStream<BoxStream<'static, Vec<u8>>>);
+
 #[utoipa::path(
     tag = "audiofile",
     summary = "Every record",
-    responses((status = 200, description = "The records", body = Vec<RecordView>))
+    params(
+        ("limit" = Option<u64>, Query, description = "At most this many records (1–10000); none: all"),
+        ("skip" = Option<u64>, Query, description = "Leave out this many first records"),
+    ),
+    responses((status = 200, description = "The records, by batch and file name", body = Vec<RecordView>))
 )]
-#[get("/audiofile/list")]
-pub async fn list_all(app: &State<App>, who: Access<Read>) -> ApiResult<Json<Vec<RecordView>>> {
-    let records = app.store.list(None).await?;
-    Ok(Json(
-        records
-            .iter()
-            .filter(|r| who.check_record(r).is_ok())
-            .map(RecordView::from)
-            .collect(),
-    ))
+#[get("/audiofile/list?<limit>&<skip>")]
+pub async fn list_all(
+    app: &State<App>,
+    who: Access<Read>,
+    limit: Option<&str>,
+    skip: Option<&str>,
+) -> ApiResult<Listing> {
+    let page = Page::parse(limit, skip)?;
+    let within = who.batch_filter();
+    let records = app.store.list_page(None, within.as_deref(), page).await?;
+    Ok(listing(records))
 }
 
 #[utoipa::path(
     tag = "audiofile",
     summary = "The records of a batch",
-    params(("batch" = String, Path, description = "The batch (a folder of the work directory)")),
+    params(
+        ("batch" = String, Path, description = "The batch (a folder of the work directory)"),
+        ("limit" = Option<u64>, Query, description = "At most this many records (1–10000); none: all"),
+        ("skip" = Option<u64>, Query, description = "Leave out this many first records"),
+    ),
     responses((status = 200, description = "The records (empty for an unknown batch)", body = Vec<RecordView>))
 )]
-#[get("/audiofile/list/batch/<batch>")]
+#[get("/audiofile/list/batch/<batch>?<limit>&<skip>")]
 pub async fn list_batch(
     app: &State<App>,
     who: Access<Read>,
     batch: &str,
-) -> ApiResult<Json<Vec<RecordView>>> {
+    limit: Option<&str>,
+    skip: Option<&str>,
+) -> ApiResult<Listing> {
     let batch = visible_batch(&who, batch)?;
-    let records = app.store.list(Some(Some(&batch))).await?;
-    Ok(Json(records.iter().map(RecordView::from).collect()))
+    let page = Page::parse(limit, skip)?;
+    let records = app.store.list_page(Some(Some(&batch)), None, page).await?;
+    Ok(listing(records))
+}
+
+fn listing(records: mongodb::Cursor<trd_core::domain::AudioFile>) -> Listing {
+    let (content_type, ByteStream(body)) =
+        json_array(records.map(|r| r.map(|r| RecordView::from(&r))));
+    (content_type, ByteStream(body.boxed()))
 }
 
 /// Registers a file directly in the work directory (files without a batch).

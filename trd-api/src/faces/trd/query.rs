@@ -13,6 +13,7 @@ use rocket::{get, State};
 use serde::Serialize;
 use serde_json::Value;
 use trd_core::domain::{Control, SegmentStatus, Status};
+use trd_core::store::Page;
 use utoipa::ToSchema;
 
 use crate::app::App;
@@ -240,6 +241,8 @@ pub enum QueryCollection {
     params(
         ("collection" = QueryCollection, Path),
         ("project" = Option<Vec<String>>, Query, description = "Fields to return"),
+        ("limit" = Option<u64>, Query, description = "At most this many documents (1–10000); none: all"),
+        ("skip" = Option<u64>, Query, description = "Leave out this many first documents (in `_id` order)"),
     ),
     responses((status = 200, description = "One JSON document per line", content_type = "application/x-ndjson", body = String))
 )]
@@ -259,6 +262,19 @@ pub async fn query_collection(
                 .collect()
         })
         .unwrap_or_default();
+    // Paging is not a filter: taken out before the fields are read.
+    let (paging, query): (Vec<_>, Vec<_>) = query
+        .into_iter()
+        .partition(|(k, _)| k == "limit" || k == "skip");
+    let single = |name: &str| -> ApiResult<Option<&str>> {
+        let mut values = paging.iter().filter(|(k, _)| k == name);
+        let first = values.next().map(|(_, v)| v.as_str());
+        if values.next().is_some() {
+            return Err(ApiError::BadRequest(format!("{name} is given twice")));
+        }
+        Ok(first)
+    };
+    let page = Page::parse(single("limit")?, single("skip")?)?;
     let (filter, projection) = collection.parse(&query)?;
     let filter = match tenant_filter(app, &who, collection.name).await? {
         Some(tenant) => doc! {"$and": [filter, tenant]},
@@ -266,7 +282,7 @@ pub async fn query_collection(
     };
     let cursor = app
         .store
-        .find_documents(collection.name, filter, projection)
+        .find_page(collection.name, filter, projection, page)
         .await?;
     let name = collection.name;
     // Headers are gone once the first line is out: a later failure can only end the stream.
