@@ -272,6 +272,14 @@ impl TestApp {
         })
     }
 
+    /// Starts a worker binary that lives as long as the app; its process id.
+    pub fn start_worker_process(&mut self, name: &str) -> u32 {
+        let child = self.worker_process(name);
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
     /// The command that starts a worker binary for this test, for callers that add their own
     /// environment.
     pub fn worker_command(&self, name: &str) -> Command {

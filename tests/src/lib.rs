@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bombs;
 pub mod cer;
 pub mod data;
 pub mod fixtures;

@@ -65,6 +65,11 @@ pub struct Settings {
     /// after the file has ended, FINISHED or FAILED; 0 drops it as the file ends. A reset
     /// file normalizes again, so nothing needs it afterwards.
     pub pcm_retention_seconds: u64,
+    /// The longest audio a file may hold. A longer one ends FAILED naming this setting: at
+    /// once when its header declares its length, else once decoding passes it. It bounds what
+    /// a small file that decodes to days of audio (a decompression bomb) can cost: at most
+    /// this many seconds of PCM per channel are ever stored.
+    pub max_audio_seconds: u64,
     /// Longest speech segment the diarizer hands to the recognizer.
     pub max_segment_seconds: f64,
     /// Audio one recognizer hears in one go: a file's segments are recognized in runs of
@@ -190,6 +195,7 @@ impl Default for Settings {
             stream_max_seconds: 3_600,
             stream_window_seconds: 10.0,
             pcm_retention_seconds: 0,
+            max_audio_seconds: 4 * 3600,
             max_segment_seconds: 30.0,
             recognition_run_seconds: 30.0,
             max_delivery_attempts: 5,
@@ -345,6 +351,9 @@ impl Settings {
         }
         if self.max_concurrent_uploads == 0 {
             return invalid("max_concurrent_uploads", "must be at least 1");
+        }
+        if self.max_audio_seconds == 0 {
+            return invalid("max_audio_seconds", "must be at least 1");
         }
         if self.upload_start_seconds == 0 {
             return invalid("upload_start_seconds", "must be at least 1");

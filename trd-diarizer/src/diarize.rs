@@ -48,6 +48,44 @@ impl FromStr for DiarizationMode {
     }
 }
 
+/// How a file is diarized, whatever holds its audio.
+#[derive(Debug, Clone, Copy)]
+pub struct Diarization {
+    pub sample_rate: u32,
+    /// No turn is longer than this; long turns are split in pauses.
+    pub max_segment_seconds: f64,
+    pub mode: DiarizationMode,
+    /// Bounds on the number of speakers in the file. In `Auto` mode with several channels,
+    /// where each channel is clustered alone, only the upper bound applies, to each channel.
+    pub speakers: SpeakerConstraint,
+    /// How readily a new voice is told apart from the ones heard.
+    pub sensitivity: Sensitivity,
+}
+
+impl Diarization {
+    /// Automatic mode with no constraint on the number of speakers.
+    pub fn new(sample_rate: u32, max_segment_seconds: f64) -> Self {
+        Self {
+            sample_rate,
+            max_segment_seconds,
+            mode: DiarizationMode::default(),
+            speakers: SpeakerConstraint::default(),
+            sensitivity: Sensitivity::DEFAULT,
+        }
+    }
+
+    fn check(&self) -> Result<(), DiarizeError> {
+        if self.sample_rate != vad::SAMPLE_RATE {
+            return Err(DiarizeError::UnsupportedSampleRate(self.sample_rate));
+        }
+        Ok(())
+    }
+
+    fn compares_voices(&self) -> bool {
+        matches!(self.mode, DiarizationMode::Auto | DiarizationMode::Speaker)
+    }
+}
+
 /// The audio of one file and how to diarize it.
 pub struct DiarizationRequest<'a> {
     /// Normalized mono PCM of each channel, in channel order (channel 1 first).
@@ -73,6 +111,16 @@ impl<'a> DiarizationRequest<'a> {
             mode: DiarizationMode::default(),
             speakers: SpeakerConstraint::default(),
             sensitivity: Sensitivity::DEFAULT,
+        }
+    }
+
+    fn how(&self) -> Diarization {
+        Diarization {
+            sample_rate: self.sample_rate,
+            max_segment_seconds: self.max_segment_seconds,
+            mode: self.mode,
+            speakers: self.speakers,
+            sensitivity: self.sensitivity,
         }
     }
 }
@@ -105,37 +153,114 @@ pub fn diarize(
     request: &DiarizationRequest<'_>,
     models: &Models,
 ) -> Result<Vec<Turn>, DiarizeError> {
-    if request.sample_rate != vad::SAMPLE_RATE {
-        return Err(DiarizeError::UnsupportedSampleRate(request.sample_rate));
-    }
-    let probabilities: Vec<Vec<f32>> = request
+    let how = request.how();
+    how.check()?;
+    let hearings: Vec<ChannelHearing> = request
         .channels
         .par_iter()
-        .map(|pcm| models.vad.speech_probabilities(pcm))
+        .enumerate()
+        .map(|(channel, pcm)| hear_channel(models, &how, channel, pcm))
         .collect();
-    let regions: Vec<Vec<(f64, f64)>> = probabilities
-        .iter()
-        .map(|p| vad::speech_regions(p))
-        .collect();
+    Ok(assemble(&how, hearings))
+}
 
-    let channel_count = request.channels.len();
+/// [`diarize`] of a file whose channels are read with `load` (channel index → its PCM) a few
+/// at a time: at most `budget_samples` of audio are held at once (always at least one
+/// channel), so a long many-channel file costs the memory of one channel, not of all.
+pub fn diarize_loading<E: From<DiarizeError>>(
+    how: &Diarization,
+    channel_count: usize,
+    budget_samples: usize,
+    mut load: impl FnMut(usize) -> Result<Vec<i16>, E>,
+    models: &Models,
+) -> Result<Vec<Turn>, E> {
+    how.check()?;
+    let mut hearings = Vec::with_capacity(channel_count);
+    let mut next = 0;
+    while next < channel_count {
+        let mut held: Vec<Vec<i16>> = vec![load(next)?];
+        let mut samples = held[0].len();
+        while next + held.len() < channel_count && samples < budget_samples {
+            let pcm = load(next + held.len())?;
+            samples += pcm.len();
+            held.push(pcm);
+        }
+        let first = next;
+        hearings.extend(
+            held.par_iter()
+                .enumerate()
+                .map(|(i, pcm)| hear_channel(models, how, first + i, pcm))
+                .collect::<Vec<_>>(),
+        );
+        next += held.len();
+    }
+    Ok(assemble(how, hearings))
+}
+
+/// What one channel's audio tells the diarizer; the audio itself is no longer needed.
+struct ChannelHearing {
+    /// Speech probability per VAD frame.
+    probabilities: Vec<f32>,
+    regions: Vec<(f64, f64)>,
+    /// Embedded windows of its speech, when voices are compared.
+    windows: Vec<(Span, Vec<f32>)>,
+}
+
+fn hear_channel(models: &Models, how: &Diarization, channel: usize, pcm: &[i16]) -> ChannelHearing {
+    let probabilities = models.vad.speech_probabilities(pcm);
+    let regions = vad::speech_regions(&probabilities);
+    let windows = if how.compares_voices() {
+        // Each pass runs the network once over a stretch of one region; its windows are
+        // pooled from the shared frame-level output.
+        let passes: Vec<Span> = regions
+            .iter()
+            .enumerate()
+            .flat_map(|(region, &(start, end))| {
+                let count = ((end - start) / MAX_PASS_SECONDS).ceil().max(1.0) as usize;
+                let length = (end - start) / count as f64;
+                (0..count).map(move |i| Span {
+                    channel,
+                    region,
+                    start: start + i as f64 * length,
+                    end: start + (i + 1) as f64 * length,
+                })
+            })
+            .collect();
+        passes
+            .par_iter()
+            .flat_map_iter(|pass| embed_pass(models, pcm, how.sample_rate, pass))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    ChannelHearing {
+        probabilities,
+        regions,
+        windows,
+    }
+}
+
+/// The turns of every channel from what was heard of each.
+fn assemble(how: &Diarization, hearings: Vec<ChannelHearing>) -> Vec<Turn> {
+    let channel_count = hearings.len();
     // Channels whose voices are compared with each other; labels are unique across groups.
-    let groups: Vec<Vec<usize>> = match request.mode {
+    let groups: Vec<Vec<usize>> = match how.mode {
         DiarizationMode::Auto => (0..channel_count).map(|c| vec![c]).collect(),
         DiarizationMode::Speaker => vec![(0..channel_count).collect()],
         DiarizationMode::Channel | DiarizationMode::None => Vec::new(),
     };
     let speech: Vec<Vec<Speech>> = if groups.is_empty() {
-        regions
+        hearings
             .iter()
             .enumerate()
-            .map(|(channel, regions)| {
-                let speaker = if request.mode == DiarizationMode::Channel {
+            .map(|(channel, hearing)| {
+                let speaker = if how.mode == DiarizationMode::Channel {
                     channel
                 } else {
                     0
                 };
-                regions
+                hearing
+                    .regions
                     .iter()
                     .map(|&(start, end)| Speech {
                         start,
@@ -146,7 +271,7 @@ pub fn diarize(
             })
             .collect()
     } else {
-        label_by_voice(models, request, &regions, &groups)
+        label_by_voice(how, &hearings, &groups)
     };
 
     let mut labelled: Vec<(usize, Speech)> = speech
@@ -155,8 +280,8 @@ pub fn diarize(
         .flat_map(|(channel, speech)| {
             segmenting::turns(
                 speech,
-                request.max_segment_seconds,
-                &probabilities[channel],
+                how.max_segment_seconds,
+                &hearings[channel].probabilities,
                 vad::FRAME_SECONDS,
             )
             .into_iter()
@@ -165,7 +290,7 @@ pub fn diarize(
         .collect();
     labelled.sort_by(|a, b| a.1.start.total_cmp(&b.1.start).then(a.0.cmp(&b.0)));
     let mut order: Vec<usize> = Vec::new();
-    Ok(labelled
+    labelled
         .into_iter()
         .map(|(channel, s)| {
             let number = match order.iter().position(|&l| l == s.speaker) {
@@ -182,7 +307,7 @@ pub fn diarize(
                 speaker: number.to_string(),
             }
         })
-        .collect())
+        .collect()
 }
 
 /// A stretch of one speech region of one channel, in seconds: an embedding window, or a pass
@@ -196,42 +321,20 @@ struct Span {
 
 /// Speech of each channel, labelled with speaker clusters.
 fn label_by_voice(
-    models: &Models,
-    request: &DiarizationRequest<'_>,
-    regions: &[Vec<(f64, f64)>],
+    how: &Diarization,
+    hearings: &[ChannelHearing],
     groups: &[Vec<usize>],
 ) -> Vec<Vec<Speech>> {
-    // Each pass runs the network once over a stretch of one region; its windows are pooled
-    // from the shared frame-level output.
-    let passes: Vec<Span> = regions
+    let (windows, embeddings): (Vec<&Span>, Vec<&Vec<f32>>) = hearings
         .iter()
-        .enumerate()
-        .flat_map(|(channel, regions)| {
-            regions
-                .iter()
-                .enumerate()
-                .flat_map(move |(region, &(start, end))| {
-                    let count = ((end - start) / MAX_PASS_SECONDS).ceil().max(1.0) as usize;
-                    let length = (end - start) / count as f64;
-                    (0..count).map(move |i| Span {
-                        channel,
-                        region,
-                        start: start + i as f64 * length,
-                        end: start + (i + 1) as f64 * length,
-                    })
-                })
-        })
-        .collect();
-    let (windows, embeddings): (Vec<Span>, Vec<Vec<f32>>) = passes
-        .par_iter()
-        .flat_map_iter(|pass| embed_pass(models, request, pass))
+        .flat_map(|h| h.windows.iter().map(|(w, e)| (w, e)))
         .unzip();
 
     // Alone on its channel, a clustering can only be held to the file's upper bound.
     let constraint = if groups.len() > 1 {
-        SpeakerConstraint::between(1, request.speakers.max()).expect("1 <= max")
+        SpeakerConstraint::between(1, how.speakers.max()).expect("1 <= max")
     } else {
-        request.speakers
+        how.speakers
     };
     let mut labels = vec![0usize; windows.len()];
     let mut next_label = 0;
@@ -241,23 +344,25 @@ fn label_by_voice(
             .collect();
         let group_embeddings: Vec<Vec<f32>> =
             members.iter().map(|&i| embeddings[i].clone()).collect();
-        let group_labels = cluster(&group_embeddings, constraint, request.sensitivity);
+        let group_labels = cluster(&group_embeddings, constraint, how.sensitivity);
         for (&i, &label) in members.iter().zip(&group_labels) {
             labels[i] = next_label + label;
         }
         next_label += group_labels.iter().max().map_or(0, |m| m + 1);
     }
 
-    regions
+    hearings
         .iter()
         .enumerate()
-        .map(|(channel, channel_regions)| {
+        .map(|(channel, hearing)| {
             let mine: Vec<(&Span, usize)> = windows
                 .iter()
+                .copied()
                 .zip(labels.iter().copied())
                 .filter(|(w, _)| w.channel == channel)
                 .collect();
-            channel_regions
+            hearing
+                .regions
                 .iter()
                 .enumerate()
                 .flat_map(|(region, &(start, end))| {
@@ -271,11 +376,11 @@ fn label_by_voice(
 /// The windows of one pass and their embeddings.
 fn embed_pass(
     models: &Models,
-    request: &DiarizationRequest<'_>,
+    pcm: &[i16],
+    sample_rate: u32,
     pass: &Span,
 ) -> Vec<(Span, Vec<f32>)> {
-    let pcm = request.channels[pass.channel];
-    let rate = request.sample_rate as f64;
+    let rate = sample_rate as f64;
     let (a, b) = (
         (pass.start * rate) as usize,
         ((pass.end * rate) as usize).min(pcm.len()),

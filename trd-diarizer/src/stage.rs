@@ -4,7 +4,7 @@ use mongodb::bson::doc;
 use trd_core::domain::{AudioFile, Segment, Span, Stage, StartOptions};
 use trd_core::worker::{process_file_stage, Job, StageFailure, StageWorker, WorkerContext};
 
-use crate::diarize::{diarize, DiarizationRequest, Sensitivity, SpeakerConstraint};
+use crate::diarize::{diarize_loading, Diarization, Sensitivity, SpeakerConstraint};
 use crate::error::{DiarizeError, ModelError};
 use crate::hearing::{heard_spans, CONTEXT_SECONDS};
 use crate::models::Models;
@@ -33,6 +33,34 @@ enum DiarizationFault {
     Crashed(#[source] tokio::task::JoinError),
 }
 
+/// Audio a diarizer holds at once: two hours of one channel (230 MB). A stereo call is
+/// diarized both channels at once; a long many-channel recording one channel at a time.
+const HELD_SAMPLES: usize = 2 * 3600 * 16_000;
+
+/// A diarization that stopped: the file's fault, or the store's (tried again later).
+#[derive(Debug, thiserror::Error)]
+enum Loading {
+    #[error(transparent)]
+    Fault(#[from] DiarizationFault),
+    #[error(transparent)]
+    Store(#[from] trd_core::store::StoreError),
+}
+
+impl From<DiarizeError> for Loading {
+    fn from(e: DiarizeError) -> Self {
+        Loading::Fault(DiarizationFault::Request(e))
+    }
+}
+
+impl From<Loading> for StageFailure {
+    fn from(stopped: Loading) -> Self {
+        match stopped {
+            Loading::Fault(fault) => fault.into(),
+            Loading::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<DiarizationFault> for StageFailure {
     fn from(fault: DiarizationFault) -> Self {
         StageFailure::file_fault(fault)
@@ -51,29 +79,27 @@ async fn diarize_file(
     if channels.is_empty() {
         return Err(DiarizationFault::NoChannels.into());
     }
-    let mut pcm = Vec::with_capacity(channels.len());
-    for &channel in &channels {
-        pcm.push(ctx.store.read_pcm(record.id, channel, 0, u64::MAX).await?);
-    }
     let sample_rate = ctx.settings.sample_rate;
-    let duration = pcm
-        .first()
-        .map_or(0.0, |c| c.len() as f64 / sample_rate as f64);
-    let max_segment_seconds = ctx.settings.max_segment_seconds;
-    let options = record.options.clone();
+    let mut how = Diarization::new(sample_rate, ctx.settings.max_segment_seconds);
+    apply_options(&mut how, &record.options).map_err(DiarizationFault::Request)?;
     let models_dir = ctx.settings.diarizer_models.clone();
-    let turns = tokio::task::spawn_blocking(move || -> Result<_, DiarizationFault> {
-        let models = Models::shared(&models_dir)?;
-        let mut request = DiarizationRequest::new(
-            pcm.iter().map(Vec::as_slice).collect(),
-            sample_rate,
-            max_segment_seconds,
-        );
-        apply_options(&mut request, &options)?;
-        Ok(diarize(&request, &models)?)
+    let (store, id, stored) = (ctx.store.clone(), record.id, channels.clone());
+    let runtime = tokio::runtime::Handle::current();
+    let (turns, samples) = tokio::task::spawn_blocking(move || -> Result<_, Loading> {
+        let models = Models::shared(&models_dir).map_err(DiarizationFault::Models)?;
+        let mut samples = 0;
+        // Channels are read as the diarizer gets to them, not all first.
+        let load = |index: usize| -> Result<Vec<i16>, Loading> {
+            let pcm = runtime.block_on(store.read_pcm(id, stored[index], 0, u64::MAX))?;
+            samples = samples.max(pcm.len());
+            Ok(pcm)
+        };
+        let turns = diarize_loading(&how, stored.len(), HELD_SAMPLES, load, &models)?;
+        Ok((turns, samples))
     })
     .await
     .map_err(DiarizationFault::Crashed)??;
+    let duration = samples as f64 / sample_rate as f64;
 
     let heard = heard_spans(&turns, duration, CONTEXT_SECONDS);
     // Turns are numbered per channel by `diarize`; map them back to the stored channel numbers.
@@ -105,12 +131,9 @@ async fn diarize_file(
 
 /// The start's diarization parameters (validated by the API; re-checked here because a record
 /// is data, and data can be old).
-fn apply_options(
-    request: &mut DiarizationRequest<'_>,
-    options: &StartOptions,
-) -> Result<(), DiarizeError> {
+fn apply_options(how: &mut Diarization, options: &StartOptions) -> Result<(), DiarizeError> {
     if let Some(mode) = &options.diarization {
-        request.mode = mode.parse()?;
+        how.mode = mode.parse()?;
     }
     if options.min_speakers.is_some() || options.max_speakers.is_some() {
         let default = SpeakerConstraint::default();
@@ -118,11 +141,11 @@ fn apply_options(
         let max = options
             .max_speakers
             .map_or(default.max().max(min), |m| m as usize);
-        request.speakers = SpeakerConstraint::between(min, max)?;
+        how.speakers = SpeakerConstraint::between(min, max)?;
     }
     // Out of range only in a record written by something other than the API: the default.
     if let Some(sensitivity) = options.speaker_sensitivity.and_then(Sensitivity::new) {
-        request.sensitivity = sensitivity;
+        how.sensitivity = sensitivity;
     }
     Ok(())
 }

@@ -201,3 +201,44 @@ fn rejects_bad_input_with_typed_errors() {
     .unwrap()
     .is_empty());
 }
+
+/// Channels read one at a time (a budget smaller than one channel) give the turns that all
+/// channels held at once give, in every mode that compares voices.
+#[test]
+fn channels_loaded_one_at_a_time_diarize_as_all_at_once() {
+    use trd_diarizer::diarize::{diarize_loading, Diarization};
+    let stereo = read_channels(&dialogues_dir().join("dlg_104_109_stereo.wav"));
+    for mode in [DiarizationMode::Auto, DiarizationMode::Speaker] {
+        let whole = diarize(
+            &DiarizationRequest {
+                mode,
+                ..DiarizationRequest::new(
+                    stereo.iter().map(Vec::as_slice).collect(),
+                    16_000,
+                    MAX_SEGMENT,
+                )
+            },
+            &common::models(),
+        )
+        .unwrap();
+        let mut loaded = Vec::new();
+        let how = Diarization {
+            mode,
+            ..Diarization::new(16_000, MAX_SEGMENT)
+        };
+        let streamed = diarize_loading(
+            &how,
+            stereo.len(),
+            1,
+            |channel| -> Result<Vec<i16>, DiarizeError> {
+                loaded.push(channel);
+                Ok(stereo[channel].clone())
+            },
+            &common::models(),
+        )
+        .unwrap();
+        assert_eq!(loaded, vec![0, 1]);
+        assert!(whole.len() > 2, "{whole:?}");
+        assert_eq!(streamed, whole, "{mode:?}");
+    }
+}

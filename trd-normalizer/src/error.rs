@@ -37,6 +37,8 @@ pub enum NormalizeError {
         "the decoder failed on this file ({0}); convert it to WAV or FLAC and upload it again"
     )]
     DecoderCrashed(String),
+    #[error("the audio is longer than the {max_seconds} s this service accepts (setting `max_audio_seconds`): {found}; split the recording")]
+    TooLong { max_seconds: u64, found: String },
     /// The consumer of the PCM failed (storage trouble): not the file's fault.
     #[error("storing the normalized audio failed: {0}")]
     Sink(#[source] SinkError),

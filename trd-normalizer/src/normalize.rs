@@ -26,20 +26,23 @@ pub fn normalize_file(
     sink: impl FnMut(&[Vec<i16>]) -> Result<(), NormalizeError>,
 ) -> Result<NormalizeReport, NormalizeError> {
     let file = std::fs::File::open(path).map_err(NormalizeError::Unreadable)?;
-    normalize_opened(file, path, output_rate, sink)
+    normalize_opened(file, path, output_rate, u64::MAX, sink)
 }
 
 /// [`normalize_file`] of a file already opened (the stage opens it without following links);
-/// `path` names it.
+/// `path` names it. Audio longer than `max_seconds` is refused: at once when its header says
+/// so, else as soon as decoding passes it (a header may declare no length at all), so a small
+/// file that decodes to days of audio costs at most `max_seconds` of PCM.
 pub fn normalize_opened(
     file: std::fs::File,
     path: &Path,
     output_rate: u32,
+    max_seconds: u64,
     sink: impl FnMut(&[Vec<i16>]) -> Result<(), NormalizeError>,
 ) -> Result<NormalizeReport, NormalizeError> {
     // Decoders read hostile bytes; one that panics on them must fail the file, not the worker.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        normalize_unguarded(file, path, output_rate, sink)
+        normalize_unguarded(file, path, output_rate, max_seconds, sink)
     }))
     .unwrap_or_else(|panic| {
         let message = panic
@@ -55,12 +58,23 @@ fn normalize_unguarded(
     file: std::fs::File,
     path: &Path,
     output_rate: u32,
+    max_seconds: u64,
     mut sink: impl FnMut(&[Vec<i16>]) -> Result<(), NormalizeError>,
 ) -> Result<NormalizeReport, NormalizeError> {
     let metadata = file.metadata().map_err(NormalizeError::Unreadable)?;
     let mut source = AudioSource::from_file(file, path)?;
     let channels = source.channels;
     let input_rate = source.sample_rate;
+    let max_frames = max_seconds.saturating_mul(u64::from(input_rate));
+    if let Some(declared) = source.declared_frames.filter(|&d| d > max_frames) {
+        return Err(NormalizeError::TooLong {
+            max_seconds,
+            found: format!(
+                "its header declares {}",
+                format_duration(declared as f64 / f64::from(input_rate))
+            ),
+        });
+    }
     let mut resampler = ChannelResampler::new(input_rate, output_rate, channels)?;
     let mut redundancy = RedundancyMeter::new(channels);
     let mut meters: Vec<BandwidthMeter> = (0..channels)
@@ -81,6 +95,12 @@ fn normalize_unguarded(
     };
     let end = source.decode_all(|block| {
         input_frames += block.first().map_or(0, Vec::len) as u64;
+        if input_frames > max_frames {
+            return Err(NormalizeError::TooLong {
+                max_seconds,
+                found: "decoding went past it".to_owned(),
+            });
+        }
         redundancy.push(block);
         resampler.push(block, &mut emit)
     })?;

@@ -82,8 +82,9 @@ async fn normalize_record(
 
     let (tx, mut rx) = mpsc::channel::<Vec<Vec<i16>>>(4);
     let rate = ctx.settings.sample_rate;
+    let max_seconds = ctx.settings.max_audio_seconds;
     let decoding = tokio::task::spawn_blocking(move || {
-        normalize_opened(file, &path, rate, |block| {
+        normalize_opened(file, &path, rate, max_seconds, |block| {
             tx.blocking_send(block.to_vec())
                 .map_err(|_| NormalizeError::Sink("the PCM writer stopped".into()))
         })
@@ -99,7 +100,17 @@ async fn normalize_record(
             writer.write(samples).await?;
         }
     }
-    let report = decoding.await.map_err(RecordFault::DecoderCrashed)??;
+    let report = match decoding.await.map_err(RecordFault::DecoderCrashed)? {
+        Ok(report) => report,
+        Err(refused) => {
+            // What was stored of audio the file does not get is dropped at once, not at the
+            // next retention sweep: that is what bounds a decompression bomb's cost.
+            if !refused.is_transient() {
+                ctx.store.delete_pcm(record.id).await?;
+            }
+            return Err(refused.into());
+        }
+    };
     for writer in writers {
         writer.finish().await?;
     }

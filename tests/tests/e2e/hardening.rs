@@ -464,3 +464,112 @@ async fn listings_are_paged_with_limit_and_skip() {
         assert_eq!(status, 400, "{bad}: {body}");
     }
 }
+
+/// The most a process has held in memory so far (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn decompression_bombs_fail_alone_and_cheaply() {
+    // Long enough for any clip here; what a bomb may cost is counted against it below.
+    const MAX_AUDIO_SECONDS: u64 = 120;
+    const CHANNELS: u64 = 8;
+    let mut app = spawn_app_with(Workers::None, |s| {
+        s.max_audio_seconds = MAX_AUDIO_SECONDS;
+        s.worker_concurrency = 2;
+    })
+    .await;
+    assert_eq!(
+        app.settings.max_delivery_attempts,
+        trd_core::config::Settings::default().max_delivery_attempts
+    );
+    app.start_worker_process("trd-normalizer");
+    let diarizer = app.start_worker_process("trd-diarizer");
+    app.start_worker_process("trd-recognizer");
+
+    let clips: Vec<_> = data::references("ko/zeroth-104")
+        .keys()
+        .take(10)
+        .map(|f| data::path("ko/zeroth-104").join(f))
+        .collect();
+    app.copy_into_batch("mixed", &clips);
+    // 48 hours of 8-channel silence: one whose header says so, one whose header does not.
+    let dir = app.workdir().join("mixed");
+    let declared = trd_tests::bombs::silent_flac(48 * 3600, CHANNELS as u8, 16_000, true);
+    assert!(declared.len() < 4 << 20);
+    std::fs::write(dir.join("bomb-declared.flac"), &declared).unwrap();
+    let hidden = trd_tests::bombs::silent_flac(48 * 3600, CHANNELS as u8, 16_000, false);
+    std::fs::write(dir.join("bomb-hidden.flac"), &hidden).unwrap();
+    app.wait_registered("mixed", 12).await;
+    let records = app.get_ok("/trd/audiofile/list/batch/mixed").await;
+    let bombs: Vec<ObjectId> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["filename"].as_str().unwrap().starts_with("bomb"))
+        .map(|r| ObjectId::parse_str(r["_id"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(bombs.len(), 2);
+    app.get_ok("/trd/transcription/start/batch/mixed").await;
+
+    // While the batch runs, the bombs' stored audio never passes the limit's worth.
+    let pcm = app
+        .store
+        .database()
+        .collection::<mongodb::bson::Document>("pcm_chunks");
+    let bound = CHANNELS * (MAX_AUDIO_SECONDS * 16_000).div_ceil(CHUNK_SAMPLES) + CHANNELS;
+    let mut most = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    let done = loop {
+        let held = pcm
+            .count_documents(doc! {"audiofile_id": {"$in": &bombs}})
+            .await
+            .unwrap();
+        most = most.max(held);
+        let records = app.get_ok("/trd/audiofile/list/batch/mixed").await;
+        let records = records.as_array().unwrap().clone();
+        if records
+            .iter()
+            .all(|r| r["control"] == "FINISHED" || r["control"] == "FAILED")
+        {
+            break records;
+        }
+        assert!(std::time::Instant::now() < deadline, "{records:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        most <= bound,
+        "{most} chunks of the bombs were stored at once (bound {bound})"
+    );
+    for record in &done {
+        if record["filename"].as_str().unwrap().starts_with("bomb") {
+            assert_eq!(record["control"], "FAILED", "{record}");
+            assert!(
+                record["error"].to_string().contains("max_audio_seconds"),
+                "{record}"
+            );
+        } else {
+            assert_eq!(record["control"], "FINISHED", "{record}");
+            assert_eq!(record["status"], "RECOGNIZED", "{record}");
+        }
+    }
+    let left = pcm
+        .count_documents(doc! {"audiofile_id": {"$in": &bombs}})
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "a failed bomb keeps no audio");
+    // The diarizer never saw more than the clips: well under what one bomb would have cost.
+    let diarizer_peak = peak_rss(diarizer);
+    assert!(
+        diarizer_peak < 1 << 30,
+        "the diarizer peaked at {} MiB",
+        diarizer_peak >> 20
+    );
+}
