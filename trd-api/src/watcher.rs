@@ -2,7 +2,7 @@
 //! make registration prompt; a periodic rescan makes it certain (network mounts deliver no
 //! events). A file counts as complete when its size has not changed for `settle_ms`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -46,8 +46,9 @@ pub async fn watch(store: Store, settings: std::sync::Arc<Settings>, shutdown: C
         }
     };
     let mut candidates: HashMap<PathBuf, Candidate> = HashMap::new();
-    // Paths known to have a record: rescans skip them instead of asking the database again.
-    let mut registered: HashSet<PathBuf> = HashSet::new();
+    // Paths known to have a record, with their size and time then: rescans skip them while
+    // those stay the same, instead of asking the database again; a rewritten file is seen.
+    let mut registered: HashMap<PathBuf, Option<Seen>> = HashMap::new();
     let mut rescan =
         tokio::time::interval(Duration::from_millis(settings.rescan_interval_ms.max(100)));
     let mut settle_tick = tokio::time::interval(Duration::from_millis(250));
@@ -62,7 +63,8 @@ pub async fn watch(store: Store, settings: std::sync::Arc<Settings>, shutdown: C
             _ = rescan.tick() => {
                 let root = workdir.clone();
                 if let Ok(paths) = tokio::task::spawn_blocking(move || list_files(&root)).await {
-                    for path in paths.into_iter().filter(|p| !registered.contains(p)) {
+                    let changed = |p: &PathBuf| registered.get(p).is_none_or(|then| *then != seen(p));
+                    for path in paths.into_iter().filter(changed) {
                         note(&mut candidates, &workdir, path);
                     }
                 }
@@ -72,12 +74,14 @@ pub async fn watch(store: Store, settings: std::sync::Arc<Settings>, shutdown: C
                 for path in ready {
                     match register_path(&store, &workdir, &path).await {
                         Ok(_) => {
-                            registered.insert(path);
+                            let now = seen(&path);
+                            registered.insert(path, now);
                         }
                         Err(e @ RegisterError::Refused(_)) => {
                             // Not retried until the path changes (an event brings it back).
                             tracing::warn!(path = %path.display(), error = %e, "not registered");
-                            registered.insert(path);
+                            let now = seen(&path);
+                            registered.insert(path, now);
                         }
                         Err(e) => tracing::warn!(path = %path.display(), error = %e, "registration failed; will retry"),
                     }
@@ -85,6 +89,14 @@ pub async fn watch(store: Store, settings: std::sync::Arc<Settings>, shutdown: C
             }
         }
     }
+}
+
+/// A path's size and modification time, as a rescan compares them.
+type Seen = (u64, Option<i64>);
+
+fn seen(path: &Path) -> Option<Seen> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    Some((meta.len(), trd_core::workdir_files::modified_ms(&meta)))
 }
 
 fn note(candidates: &mut HashMap<PathBuf, Candidate>, workdir: &Path, path: PathBuf) {

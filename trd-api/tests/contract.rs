@@ -113,6 +113,7 @@ fn example_record() -> AudioFile {
         total_speech: None,
         options: StartOptions::default(),
         warnings: Vec::new(),
+        mtime: None,
         lease: None,
     }
 }

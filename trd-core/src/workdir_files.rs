@@ -79,6 +79,47 @@ pub fn open_regular(workdir: &Path, path: &Path) -> Result<File, WorkdirFileErro
     }
 }
 
+/// What a file's content was when it was read whole: size, MD5 and modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub size: u64,
+    pub md5: String,
+    /// Milliseconds since the epoch; a different one means the file may have been rewritten.
+    pub modified_ms: Option<i64>,
+}
+
+impl Fingerprint {
+    /// Reads `file` from its start to its end.
+    pub fn of(file: &mut File) -> io::Result<Self> {
+        use std::io::{Read, Seek};
+        let modified_ms = modified_ms(&file.metadata()?);
+        file.rewind()?;
+        let mut context = md5::Context::new();
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut size = 0u64;
+        loop {
+            let n = file.read(&mut buffer)?;
+            if n == 0 {
+                break;
+            }
+            context.consume(&buffer[..n]);
+            size += n as u64;
+        }
+        Ok(Self {
+            size,
+            md5: format!("{:x}", context.finalize()),
+            modified_ms,
+        })
+    }
+}
+
+/// A file's modification time in milliseconds since the epoch, where the file system keeps one.
+pub fn modified_ms(meta: &std::fs::Metadata) -> Option<i64> {
+    let modified = meta.modified().ok()?;
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_millis()).ok()
+}
+
 /// Checks that `dir`, a folder inside `workdir` (or the work directory itself), is reached
 /// without a symbolic link: what is created or deleted in it stays inside.
 pub fn check_folder(workdir: &Path, dir: &Path) -> Result<(), WorkdirFileError> {

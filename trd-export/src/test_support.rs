@@ -26,6 +26,7 @@ pub(crate) fn file() -> AudioFile {
         total_speech: None,
         options: Default::default(),
         warnings: Vec::new(),
+        mtime: None,
         lease: None,
     }
 }

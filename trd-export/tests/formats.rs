@@ -50,6 +50,7 @@ fn file(name: &str, channels: &[u32]) -> AudioFile {
         total_speech: None,
         options: Default::default(),
         warnings: Vec::new(),
+        mtime: None,
         lease: None,
     }
 }

@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 
 use mongodb::bson::{self, doc, Document};
+use std::io::Seek;
 use tokio::sync::mpsc;
 use trd_core::domain::{AudioFile, InvalidName, Stage};
 use trd_core::store::PcmWriter;
-use trd_core::workdir_files::{open_regular, WorkdirFileError};
+
+use trd_core::workdir_files::{open_regular, Fingerprint, WorkdirFileError};
 use trd_core::worker::{process_file_stage, Job, StageFailure, StageWorker, WorkerContext};
 
 use crate::error::NormalizeError;
@@ -35,6 +37,8 @@ enum RecordFault {
     Gone(PathBuf),
     #[error(transparent)]
     Refused(WorkdirFileError),
+    #[error("the audio file changed on disk after it was registered (md5 {registered}, now {now}): this record's audio is gone, and the new content is another record's")]
+    Changed { registered: String, now: String },
     #[error("the decoder crashed on this file: {0}")]
     DecoderCrashed(#[source] tokio::task::JoinError),
 }
@@ -77,6 +81,7 @@ async fn normalize_record(
         }
         Err(refused) => return Err(RecordFault::Refused(refused).into()),
     };
+    let file = unchanged_since_registration(&record, file, &path).await?;
     // A redone normalization starts from nothing: chunks of an interrupted attempt go first.
     ctx.store.delete_pcm(record.id).await?;
 
@@ -125,4 +130,34 @@ async fn normalize_record(
         "audioChannels": bson::to_bson(&report.channels).expect("channels serialise"),
         "warnings": bson::to_bson(&report.warnings).expect("warnings serialise"),
     })
+}
+
+/// `file`, read from its start, when it still holds what was registered. A file rewritten
+/// since (recorders reuse names) is another recording, never this record's audio. Its MD5 is
+/// always taken again: a rewrite of the same size that keeps the time shows in nothing else,
+/// and reading the file once more costs little beside decoding it.
+async fn unchanged_since_registration(
+    record: &AudioFile,
+    file: std::fs::File,
+    path: &std::path::Path,
+) -> Result<std::fs::File, StageFailure> {
+    let shown = path.display().to_string();
+    let (file, print) = tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        let print = Fingerprint::of(&mut file)?;
+        file.rewind()?;
+        Ok::<_, std::io::Error>((file, print))
+    })
+    .await
+    .map_err(|e| StageFailure::from(NormalizeError::Unreadable(std::io::Error::other(e))))?
+    .map_err(|e| StageFailure::from(NormalizeError::Unreadable(e)))?;
+    if print.md5 != record.md5 || print.size != record.size as u64 {
+        tracing::warn!(file = %record.id, path = %shown, "the audio changed after registration");
+        return Err(RecordFault::Changed {
+            registered: record.md5.clone(),
+            now: print.md5,
+        }
+        .into());
+    }
+    Ok(file)
 }

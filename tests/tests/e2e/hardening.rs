@@ -573,3 +573,120 @@ async fn decompression_bombs_fail_alone_and_cheaply() {
         diarizer_peak >> 20
     );
 }
+
+/// Writes `bytes` over the file at `path` in place, as a recorder reusing a name does.
+fn rewrite(path: &std::path::Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    file.write_all(bytes).unwrap();
+    file.sync_all().unwrap();
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    format!("{:x}", md5::compute(bytes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rewritten_file_becomes_a_new_record_and_the_old_keeps_its_results() {
+    let app = spawn_app(Workers::InProcess).await;
+    let first = std::fs::read(data::path("ko/zeroth-104/104_003_0019.wav")).unwrap();
+    let second = std::fs::read(data::path("ko/zeroth-104/104_003_0193.wav")).unwrap();
+    let dir = app.workdir().join("reused");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".call.wav.part"), &first).unwrap();
+    std::fs::rename(dir.join(".call.wav.part"), dir.join("call.wav")).unwrap();
+    app.wait_registered("reused", 1).await;
+    app.get_ok("/trd/transcription/start/batch/reused").await;
+    let done = app
+        .wait_batch_done("reused", Duration::from_secs(120))
+        .await;
+    assert_eq!(done[0]["control"], "FINISHED", "{}", done[0]);
+    let old_id = done[0]["_id"].as_str().unwrap().to_owned();
+    assert_eq!(done[0]["md5"], md5_hex(&first));
+
+    rewrite(&dir.join("call.wav"), &second);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let fresh = loop {
+        let list = app.get_ok("/trd/audiofile/list/batch/reused").await;
+        let list = list.as_array().unwrap().clone();
+        if list.len() == 1 && list[0]["_id"] != old_id.as_str() {
+            break list[0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{list:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(fresh["md5"], md5_hex(&second), "{fresh}");
+    assert_eq!(fresh["size"], second.len() as u64, "{fresh}");
+    assert_eq!(fresh["control"], "IDLE", "{fresh}");
+    let fresh_id = fresh["_id"].as_str().unwrap().to_owned();
+
+    // The old record keeps its results, says what happened and names its successor.
+    let old = app.get_ok(&format!("/trd/audiofile/{old_id}")).await;
+    assert_eq!(old["control"], "FINISHED", "{old}");
+    assert_eq!(old["md5"], md5_hex(&first), "{old}");
+    assert!(old["warnings"].to_string().contains(&fresh_id), "{old}");
+    let (status, _) = app
+        .get(&format!("/trd/transcription/result/audiofile/{old_id}"))
+        .await;
+    assert_eq!(status, 200);
+
+    // Touched without a change: no new record.
+    let file = std::fs::File::options()
+        .write(true)
+        .open(dir.join("call.wav"))
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now() + Duration::from_secs(60))
+        .unwrap();
+    drop(file);
+    tokio::time::sleep(Duration::from_millis(
+        3 * app.settings.rescan_interval_ms + app.settings.settle_ms,
+    ))
+    .await;
+    let list = app.get_ok("/trd/audiofile/list/batch/reused").await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["_id"], fresh_id.as_str(), "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audio_rewritten_unseen_before_normalizing_fails_its_record() {
+    let app = spawn_app(Workers::None).await;
+    let first = std::fs::read(data::path("ko/zeroth-104/104_003_0019.wav")).unwrap();
+    let dir = app.workdir().join("unseen");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".call.wav.part"), &first).unwrap();
+    std::fs::rename(dir.join(".call.wav.part"), dir.join("call.wav")).unwrap();
+    app.wait_registered("unseen", 1).await;
+    app.get_ok("/trd/transcription/start/batch/unseen").await;
+
+    // Same size, same time, other audio (the header kept, the samples reversed): nothing a
+    // look at the file's metadata can tell.
+    let path = dir.join("call.wav");
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut other = first.clone();
+    other[44..].reverse();
+    rewrite(&path, &other);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+
+    app.spawn_worker(trd_normalizer::Normalizer).await;
+    app.spawn_worker(trd_diarizer::Diarizer).await;
+    app.spawn_worker(trd_recognizer::Recognizer).await;
+    let done = app
+        .wait_batch_done("unseen", Duration::from_secs(120))
+        .await;
+    assert_eq!(done[0]["control"], "FAILED", "{}", done[0]);
+    assert!(
+        done[0]["error"].to_string().contains("changed on disk"),
+        "{}",
+        done[0]
+    );
+    assert_eq!(done[0]["md5"], md5_hex(&first));
+}

@@ -38,12 +38,25 @@ pub struct AudioFile {
     pub options: StartOptions,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The file's modification time (ms since the epoch) when its size and md5 were taken:
+    /// a file found with another one, or another size, is hashed again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<i64>,
     /// Which worker holds the file's current stage, and until when (renewed while it works).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
 }
 
 impl AudioFile {
+    /// Whether the file on disk (its metadata `meta`) may not be the one this record was
+    /// made from: its size differs, or its modification time does.
+    pub fn may_differ_from(&self, meta: &std::fs::Metadata) -> bool {
+        meta.len() != self.size as u64
+            || self
+                .mtime
+                .is_some_and(|m| crate::workdir_files::modified_ms(meta) != Some(m))
+    }
+
     /// Where the file lives in the work directory; `None` for a stored name that no longer
     /// parses (never the case for records the service created).
     pub fn location(&self) -> Option<FileLocation> {

@@ -12,6 +12,7 @@ use crate::domain::{
     AudioFile, BatchName, Control, FileLocation, Lane, Lease, Stage, StageError, StartOptions,
     Status,
 };
+use crate::workdir_files::Fingerprint;
 
 /// The outcome of registering a file found on disk.
 #[derive(Debug)]
@@ -76,9 +77,29 @@ impl Store {
         size: u64,
         md5: String,
     ) -> StoreResult<Registration> {
+        let print = Fingerprint {
+            size,
+            md5,
+            modified_ms: None,
+        };
+        self.register_as(ObjectId::new(), location, print).await
+    }
+
+    /// Registers the file at `location` as it was read (`print`), under the id `id`.
+    pub async fn register_as(
+        &self,
+        id: ObjectId,
+        location: &FileLocation,
+        print: Fingerprint,
+    ) -> StoreResult<Registration> {
+        let Fingerprint {
+            size,
+            md5,
+            modified_ms,
+        } = print;
         let now = DateTime::now();
         let record = AudioFile {
-            id: ObjectId::new(),
+            id,
             batch: location.batch.as_ref().map(|b| b.as_str().to_owned()),
             filename: location.filename.as_str().to_owned(),
             format: location.filename.format(),
@@ -95,6 +116,7 @@ impl Store {
             total_speech: None,
             options: StartOptions::default(),
             warnings: Vec::new(),
+            mtime: modified_ms,
             lease: None,
         };
         // A record that collides may be deleted before it is read back (a delete racing the
@@ -113,6 +135,52 @@ impl Store {
         Err(StoreError::Malformed(
             "the location stayed taken by records deleted as they were read".into(),
         ))
+    }
+
+    /// The file at `old`'s location was rewritten (`print` is what it holds now): `old` leaves
+    /// the location, to a private batch of its own with a warning naming its successor (its
+    /// results belong to the audio it was made from), and a new record takes the place.
+    pub async fn supersede(
+        &self,
+        old: &AudioFile,
+        location: &FileLocation,
+        print: Fingerprint,
+    ) -> StoreResult<Registration> {
+        let successor = ObjectId::new();
+        let aside = BatchName::private(&format!("replaced-{}", old.id.to_hex()))
+            .expect("a hex id is a private batch tag");
+        let warning = format!(
+            "the file '{}' changed on disk after it was registered; it is now record {}, and this \
+             record keeps what was made from the audio it held (md5 {})",
+            old.filename,
+            successor.to_hex(),
+            old.md5
+        );
+        let mut at = batch_filter(location.batch.as_ref());
+        at.insert("_id", old.id);
+        at.insert("filename", location.filename.as_str());
+        // The record as it is now (it may have moved on since `old` was read), set aside.
+        if let Some(mut current) = self.audiofiles.find_one(at.clone()).await.store()? {
+            current.batch = Some(aside.as_str().to_owned());
+            current.last_update = DateTime::now();
+            current.warnings.push(warning);
+            // Moved by a delete and an insert of the same document, not an update: the
+            // MongoDB-wire server the tests run (secantusd-rs) keeps an updated document's old
+            // entry in the unique (batch, filename) index, so the place would stay taken.
+            // A crash between the two leaves the old record's segments to the orphan sweep.
+            self.audiofiles.delete_one(at).await.store()?;
+            self.audiofiles.insert_one(&current).await.store()?;
+        }
+        self.register_as(successor, location, print).await
+    }
+
+    /// Records that the file of `id`, unchanged in content, was touched (`modified_ms`).
+    pub async fn note_modified(&self, id: ObjectId, modified_ms: Option<i64>) -> StoreResult<()> {
+        self.audiofiles
+            .update_one(doc! {"_id": id}, doc! {"$set": {"mtime": modified_ms}})
+            .await
+            .store()?;
+        Ok(())
     }
 
     pub async fn find_by_location(

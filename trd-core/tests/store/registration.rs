@@ -43,3 +43,39 @@ async fn concurrent_registrations_create_one_record() {
     let id = outcomes[0].record().id;
     assert!(outcomes.iter().all(|o| o.record().id == id), "{outcomes:?}");
 }
+
+#[tokio::test]
+async fn a_superseded_record_steps_aside_for_its_successor() {
+    use trd_core::workdir_files::Fingerprint;
+    let store = fresh_store().await;
+    let here = location("b", "a.wav");
+    let old = store
+        .register(&here, 1_000, "1".repeat(32))
+        .await
+        .unwrap()
+        .record()
+        .clone();
+    let print = Fingerprint {
+        size: 2_000,
+        md5: "2".repeat(32),
+        modified_ms: Some(7),
+    };
+    let Registration::Created(new) = store.supersede(&old, &here, print).await.unwrap() else {
+        panic!("the successor is a new record");
+    };
+    assert_ne!(new.id, old.id);
+    assert_eq!((new.size, new.mtime), (2_000, Some(7)));
+    let found = store.find_by_location(&here).await.unwrap().unwrap();
+    assert_eq!(found.id, new.id);
+    let aside = store.audiofile(old.id).await.unwrap().unwrap();
+    assert_ne!(aside.batch, old.batch);
+    assert!(
+        aside.warnings[0].contains(&new.id.to_hex()),
+        "{:?}",
+        aside.warnings
+    );
+    assert_eq!(
+        store.list(Some(here.batch.as_ref())).await.unwrap().len(),
+        1
+    );
+}

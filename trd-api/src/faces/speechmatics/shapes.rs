@@ -124,6 +124,7 @@ mod tests {
             total_speech: None,
             options: Default::default(),
             warnings: Vec::new(),
+            mtime: None,
             lease: None,
         }
     }
