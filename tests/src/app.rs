@@ -29,7 +29,8 @@ pub struct TestApp {
     pub store: Store,
     pub queue: Queue,
     pub http: reqwest::Client,
-    workdir: tempfile::TempDir,
+    /// Kept for its lifetime: the temporary folder is removed when the app is dropped.
+    _scratch: tempfile::TempDir,
     shutdown: CancellationToken,
     api: ApiHandle,
     children: Vec<Child>,
@@ -141,7 +142,7 @@ pub async fn spawn_app_with(workers: Workers, customise: impl FnOnce(&mut Settin
         store,
         queue,
         http: reqwest::Client::new(),
-        workdir,
+        _scratch: workdir,
         shutdown,
         api,
         children: Vec::new(),
@@ -250,8 +251,10 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// The work directory the service watches (the test's temporary one unless the test
+    /// chose another).
     pub fn workdir(&self) -> &Path {
-        self.workdir.path()
+        &self.settings.workdir
     }
 
     pub async fn spawn_worker<W: StageWorker>(&self, worker: W) {

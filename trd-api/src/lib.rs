@@ -31,6 +31,7 @@ pub mod shapes;
 pub mod status;
 pub mod watcher;
 pub mod webhooks;
+pub mod workdir_mark;
 pub mod zip_stream;
 
 use std::sync::Arc;
@@ -52,7 +53,9 @@ pub async fn build(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Rocket<Build>> {
-    std::fs::create_dir_all(&settings.workdir)?;
+    // Missing although set up before: the API still starts (records, results and status
+    // need no audio) and the watcher finds nothing until the directory is back.
+    workdir_mark::prepare(&settings.workdir, &settings.state_dir)?;
     let settings = Settings {
         workdir: std::fs::canonicalize(&settings.workdir)?,
         ..settings
@@ -67,7 +70,9 @@ pub async fn build(
     ));
 
     let spool = settings.workdir.join(jobs::SPOOL_DIR);
-    std::fs::create_dir_all(&spool)?;
+    if trd_core::workdir_files::workdir_present(&settings.workdir) {
+        std::fs::create_dir_all(&spool)?;
+    }
     let upload_limit = rocket::data::ByteUnit::from(settings.upload_limit_bytes);
     let limits = rocket::data::Limits::default()
         .limit("file", upload_limit)

@@ -13,6 +13,38 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+/// The file the API keeps at the top of the work directory. Its absence means the directory
+/// in place is not the work directory (a mount that is gone leaves an empty folder behind), so
+/// a missing audio file there is the infrastructure's fault, not the file's.
+pub const WORKDIR_MARK: &str = ".trd-workdir";
+
+/// Whether `workdir` is the work directory the service set up: its mark is there.
+pub fn workdir_present(workdir: &Path) -> bool {
+    std::fs::symlink_metadata(workdir.join(WORKDIR_MARK)).is_ok_and(|m| m.is_file())
+}
+
+/// Whether an I/O error says the storage is sick (full, failing, unmounted, unreachable)
+/// rather than that the file is bad: work meeting one waits, it does not fail.
+pub fn storage_is_sick(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ENOSPC
+                | libc::EDQUOT
+                | libc::EIO
+                | libc::EROFS
+                | libc::ENOTCONN
+                | libc::ESTALE
+                | libc::ETIMEDOUT
+                | libc::ENODEV
+                | libc::ENXIO
+                | libc::EHOSTDOWN
+                | libc::EHOSTUNREACH
+                | libc::ENOMEM
+        )
+    )
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkdirFileError {
     #[error("'{0}' is a symbolic link or lies behind one; TRD does not follow links out of the work directory")]

@@ -1,16 +1,18 @@
 //! The normalize stage: reads the user's file from the work directory, stores per-channel PCM
 //! in MongoDB (where workers on any host can read it) and records what it learned.
 
+use std::io::Seek;
 use std::path::PathBuf;
 
 use mongodb::bson::{self, doc, Document};
-use std::io::Seek;
 use tokio::sync::mpsc;
 use trd_core::domain::{AudioFile, InvalidName, Stage};
 use trd_core::store::PcmWriter;
 
-use trd_core::workdir_files::{open_regular, Fingerprint, WorkdirFileError};
-use trd_core::worker::{process_file_stage, Job, StageFailure, StageWorker, WorkerContext};
+use trd_core::workdir_files::{
+    open_regular, storage_is_sick, workdir_present, Fingerprint, WorkdirFileError, WORKDIR_MARK,
+};
+use trd_core::worker::{process_file_stage, Job, Outage, StageFailure, StageWorker, WorkerContext};
 
 use crate::error::NormalizeError;
 use crate::normalize::normalize_opened;
@@ -51,6 +53,11 @@ impl From<RecordFault> for StageFailure {
 
 impl From<NormalizeError> for StageFailure {
     fn from(e: NormalizeError) -> Self {
+        if let NormalizeError::Unreadable(io) = &e {
+            if storage_is_sick(io) {
+                return StageFailure::Outage(Outage::WorkDirectory(e.to_string()));
+            }
+        }
         if e.is_transient() {
             StageFailure::attempt(e)
         } else {
@@ -69,8 +76,17 @@ async fn normalize_record(
         .path_in(&ctx.settings.workdir);
     // Opened without following a link out of the work directory (one swapped in after
     // registration is refused like one planted before).
-    let file = match open_regular(&ctx.settings.workdir, &path) {
+    let workdir = &ctx.settings.workdir;
+    let file = match open_regular(workdir, &path) {
         Ok(file) => file,
+        // Not the file's fault while the work directory itself is gone (unmounted): the file
+        // waits for it instead of failing.
+        Err(WorkdirFileError::Io { source, .. }) if !workdir_present(workdir) => {
+            return Err(StageFailure::Outage(Outage::WorkDirectory(format!(
+                "{} has no {WORKDIR_MARK} (unmounted?): {source}",
+                workdir.display()
+            ))))
+        }
         Err(WorkdirFileError::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound =>
         {

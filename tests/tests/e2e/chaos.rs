@@ -51,8 +51,9 @@ fn chaos_files(dir: &Path) -> Vec<PathBuf> {
 fn chaos_settings(s: &mut Settings) {
     s.lease_seconds = 5;
     s.worker_concurrency = 1;
-    // A kill returns the messages the worker held; leave room for a few kills per message.
-    s.max_delivery_attempts = 10;
+    // At the default `max_delivery_attempts`: a file is killed in at most `SPARED_AFTER` times
+    // per stage, so it is delivered at most that many times plus the one that succeeds.
+    assert!(SPARED_AFTER < s.max_delivery_attempts as usize);
     // Short segments: most files get several, so a recognizer is often caught with some of a
     // file's segments stored and another in hand (a mid-write kill), not only between files.
     s.max_segment_seconds = 4.0;

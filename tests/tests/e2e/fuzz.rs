@@ -388,6 +388,16 @@ async fn fuzzed_requests_never_fail_the_server_nor_touch_files_outside_the_work_
             list[0]["_id"].as_str().map(str::to_owned)
         })
         .await;
+    // Links planted in the work directory, to a file and to a folder outside it: every
+    // request below that names them must leave what they point at alone.
+    std::os::unix::fs::symlink(
+        outside.path().join("keep.wav"),
+        workdir.join("real/link.wav"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path().join("keep.wav"), workdir.join("link.wav")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("victim/batch"), workdir.join("linked"))
+        .unwrap();
     let before = snapshot(outside.path());
     let outside_before: Vec<_> = before
         .iter()
@@ -396,11 +406,27 @@ async fn fuzzed_requests_never_fail_the_server_nor_touch_files_outside_the_work_
         .collect();
 
     let audio = std::fs::read(&clip).unwrap();
-    let requests = corpus(&marker, &id, "real", &audio[..4096]);
+    let mut requests = corpus(&marker, &id, "real", &audio[..4096]);
+    for target in [
+        "/trd/audiofile/create/link.wav",
+        "/trd/audiofile/create/linked/keep.wav",
+        "/trd/audiofile/create/batch/linked",
+        "/trd/audiofile/create/batch/real",
+        "/trd/audiofile/list/batch/linked",
+        "/trd/transcription/start/batch/linked",
+    ] {
+        requests.push(Request::get(target));
+    }
+    for target in [
+        "/trd/audiofile/delete/batch/linked?deleteOnDisk=true",
+        "/trd/audiofile/delete/linked/keep.wav?deleteOnDisk=true",
+    ] {
+        requests.push(Request::new("DELETE", target));
+    }
     let port = app.settings.port;
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
     let mut failures = Vec::new();
-    let mut unanswered = 0;
+    let mut unanswered = Vec::new();
     let started = std::time::Instant::now();
     for chunk in requests.chunks(8) {
         let answers = futures::future::join_all(chunk.iter().map(|r| send(port, r))).await;
@@ -416,14 +442,23 @@ async fn fuzzed_requests_never_fail_the_server_nor_touch_files_outside_the_work_
                         ));
                     }
                 }
-                None => unanswered += 1,
+                None => unanswered.push(format!(
+                    "{} {}",
+                    request.method,
+                    String::from_utf8_lossy(&request.target)
+                )),
             }
         }
     }
     println!(
-        "fuzzed {} requests in {:.1} s: statuses {statuses:?}, {unanswered} connections closed without an answer",
+        "fuzzed {} requests in {:.1} s: statuses {statuses:?}",
         requests.len(),
         started.elapsed().as_secs_f64()
+    );
+    assert!(
+        unanswered.is_empty(),
+        "connections closed without an answer:\n{}",
+        unanswered.join("\n")
     );
     assert!(
         failures.is_empty(),
@@ -455,8 +490,18 @@ async fn fuzzed_requests_never_fail_the_server_nor_touch_files_outside_the_work_
             dir.display()
         );
     }
-    // The real file survived every hostile delete and reset.
+    // The real file survived every hostile delete and reset, and no link became a record.
     assert!(workdir.join("real/a.wav").is_file());
+    let real = app.get_ok("/trd/audiofile/list/batch/real").await;
+    let names: Vec<&str> = real
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["filename"].as_str())
+        .collect();
+    assert!(!names.contains(&"link.wav"), "{real}");
+    let linked = app.get_ok("/trd/audiofile/list/batch/linked").await;
+    assert_eq!(linked.as_array().map(Vec::len), Some(0), "{linked}");
     let (code, _) = app.get("/trd/audiofile/list").await;
     assert_eq!(code, 200, "the API still answers");
 }

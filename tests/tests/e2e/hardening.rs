@@ -690,3 +690,128 @@ async fn audio_rewritten_unseen_before_normalizing_fails_its_record() {
     );
     assert_eq!(done[0]["md5"], md5_hex(&first));
 }
+
+/// A folder bind-mounted over another for the length of a test: the work directory on a file
+/// system of its own, which the test can take away and bring back.
+struct BindMount {
+    source: std::path::PathBuf,
+    target: std::path::PathBuf,
+}
+
+impl BindMount {
+    /// None where this machine does not let the tests mount (no `CAP_SYS_ADMIN`).
+    fn new(source: &std::path::Path, target: &std::path::Path) -> Option<Self> {
+        let mount = Self {
+            source: source.to_owned(),
+            target: target.to_owned(),
+        };
+        mount.attach().then_some(mount)
+    }
+
+    fn attach(&self) -> bool {
+        std::process::Command::new("mount")
+            .arg("--bind")
+            .arg(&self.source)
+            .arg(&self.target)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Lazily: the mount goes at once, whatever still has files open in it.
+    fn detach(&self) {
+        let status = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.target)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.target)
+            .status();
+    }
+}
+
+/// The recognized text of each file of a finished batch, by file name.
+async fn texts(app: &TestApp, records: &[serde_json::Value]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for record in records {
+        let id = record["_id"].as_str().unwrap();
+        let result = app
+            .get_ok(&format!("/trd/transcription/result/audiofile/{id}"))
+            .await;
+        let text: Vec<&str> = result["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["text"].as_str())
+            .collect();
+        out.push((
+            record["filename"].as_str().unwrap().to_owned(),
+            text.join(" "),
+        ));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unmounted_work_directory_holds_its_files_until_it_is_back() {
+    let root = tempfile::tempdir().unwrap();
+    let (disk, workdir) = (root.path().join("disk"), root.path().join("work"));
+    std::fs::create_dir_all(&disk).unwrap();
+    std::fs::create_dir_all(&workdir).unwrap();
+    let Some(mount) = BindMount::new(&disk, &workdir) else {
+        panic!("the tests need to mount (root with CAP_SYS_ADMIN, as scripts/test runs)");
+    };
+    let state = root.path().join("state");
+    let app = spawn_app_with(Workers::None, |s| {
+        s.workdir = workdir.clone();
+        s.state_dir = state.clone();
+    })
+    .await;
+    let clips: Vec<_> = data::references("ko/zeroth-104")
+        .keys()
+        .take(3)
+        .map(|f| data::path("ko/zeroth-104").join(f))
+        .collect();
+    app.copy_into_batch("calls", &clips);
+    app.wait_registered("calls", 3).await;
+    app.get_ok("/trd/transcription/start/batch/calls").await;
+
+    // Gone before the normalizer reads a file; the folder left behind is empty.
+    mount.detach();
+    assert!(!workdir.join(".trd-workdir").exists());
+    app.spawn_worker(trd_normalizer::Normalizer).await;
+    app.spawn_worker(trd_diarizer::Diarizer).await;
+    app.spawn_worker(trd_recognizer::Recognizer).await;
+    let (status, body) = upload(&app, "calls", "more.wav").await;
+    assert_eq!(status, 503, "{body}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let held = app.get_ok("/trd/audiofile/list/batch/calls").await;
+    for record in held.as_array().unwrap() {
+        assert_eq!(record["control"], "RUNNING", "{record}");
+        assert_ne!(record["status"], "RECOGNIZED", "{record}");
+    }
+    assert!(
+        std::fs::read_dir(&workdir).unwrap().next().is_none(),
+        "nothing was written where the work directory was"
+    );
+
+    // Back: every file finishes, as the same clips do in a batch that never lost its disk.
+    assert!(mount.attach());
+    let done = app.wait_batch_done("calls", Duration::from_secs(120)).await;
+    for record in &done {
+        assert_eq!(record["control"], "FINISHED", "{record}");
+    }
+    app.copy_into_batch("clean", &clips);
+    app.wait_registered("clean", 3).await;
+    app.get_ok("/trd/transcription/start/batch/clean").await;
+    let clean = app.wait_batch_done("clean", Duration::from_secs(120)).await;
+    assert_eq!(texts(&app, &done).await, texts(&app, &clean).await);
+}

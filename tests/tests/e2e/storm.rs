@@ -171,6 +171,33 @@ async fn concurrent_random_controls_leave_legal_states_and_no_orphans() {
         outcomes.values().sum::<usize>()
     );
     assert!(errors.is_empty(), "server errors:\n{}", errors.join("\n"));
+    // A storm in which every call was refused would prove nothing: each kind of transition
+    // must have happened, several times for those on single files.
+    let succeeded = |op: &str| -> usize {
+        outcomes
+            .iter()
+            .filter(|(k, _)| {
+                k.rsplit_once(' ')
+                    .is_some_and(|(o, code)| o == op && code.starts_with('2'))
+            })
+            .map(|(_, n)| n)
+            .sum()
+    };
+    for (op, least) in [
+        ("start", 10),
+        ("stop", 5),
+        ("reset", 5),
+        ("delete", 3),
+        ("start-batch", 1),
+        ("stop-batch", 1),
+        ("create-batch", 1),
+    ] {
+        assert!(
+            succeeded(op) >= least,
+            "only {} successful {op} calls (at least {least} expected): {outcomes:?}",
+            succeeded(op)
+        );
+    }
 
     // Right after the storm: every record is in a legal state.
     app.get_ok("/trd/audiofile/create/batch/storm").await;

@@ -35,6 +35,15 @@ impl<'r, T: FromData<'r> + Send> FromData<'r> for Paced<T> {
             return Outcome::Error((Status::InternalServerError, ()));
         };
         let settings = &app.settings;
+        if !trd_core::workdir_files::workdir_present(&settings.workdir) {
+            return refuse(
+                req,
+                Refusal::busy(
+                    "the work directory is unavailable (unmounted?); try again once it is back",
+                    30,
+                ),
+            );
+        }
         let start = Duration::from_secs(settings.upload_start_seconds);
         if tokio::time::timeout(start, data.peek(FIRST_BYTES))
             .await

@@ -53,6 +53,13 @@ impl Jobs {
     /// Stores `audio` at `location` and registers it; the record is IDLE/INITIAL (or, for a
     /// file already registered, as it is). A name in use is [`JobError::NameTaken`].
     pub async fn submit(&self, location: &FileLocation, audio: Audio) -> JobResult<AudioFile> {
+        // Never onto the file system a missing (unmounted) work directory leaves behind.
+        if !trd_core::workdir_files::workdir_present(&self.settings.workdir) {
+            return Err(JobError::io(
+                "the work directory is unavailable (unmounted?)",
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
         let spooled = match audio {
             // Registration opens it without following links, and tells a missing file.
             Audio::InWorkdir => return self.register(location).await,

@@ -48,12 +48,27 @@ fn is_outage(e: &MongoError) -> bool {
         ErrorKind::ServerSelection { .. }
         | ErrorKind::Io(_)
         | ErrorKind::ConnectionPoolCleared { .. } => true,
-        ErrorKind::Command(c) => OUTAGE_CODES.contains(&c.code),
+        ErrorKind::Command(c) => OUTAGE_CODES.contains(&c.code) || out_of_space(c.code, &c.message),
         ErrorKind::Write(WriteFailure::WriteConcernError(w)) => OUTAGE_CODES.contains(&w.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => out_of_space(w.code, &w.message),
+        ErrorKind::InsertMany(im) => im
+            .write_errors
+            .as_ref()
+            .is_some_and(|errs| errs.iter().any(|w| out_of_space(w.code, &w.message))),
         _ => {
             e.contains_label("RetryableWriteError") || e.contains_label("TransientTransactionError")
         }
     }
+}
+
+/// Whether the server refused a write because its storage is full: the database is sick, not
+/// the file, so the work waits for space instead of failing (`OutOfDiskSpace`, or the storage
+/// engine's own words for ENOSPC).
+fn out_of_space(code: i32, message: &str) -> bool {
+    const OUT_OF_DISK_SPACE: i32 = 14031;
+    code == OUT_OF_DISK_SPACE
+        || message.contains("No space left on device")
+        || message.contains("ENOSPC")
 }
 
 /// Whether a write failed only because a document with the same unique key exists: for the

@@ -35,6 +35,9 @@ pub enum Outage {
     MongoDb(StoreError),
     #[error(transparent)]
     RabbitMq(#[from] QueueError),
+    /// The work directory is gone (unmounted) or its storage fails (full, I/O errors).
+    #[error("the work directory is unavailable: {0}")]
+    WorkDirectory(String),
 }
 
 impl StageFailure {
