@@ -251,6 +251,20 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// A finished file's recognized text: its segments' texts, joined by spaces.
+    pub async fn result_text(&self, id: &str) -> String {
+        let result = self
+            .get_ok(&format!("/trd/transcription/result/audiofile/{id}"))
+            .await;
+        let texts: Vec<&str> = result["segments"]
+            .as_array()
+            .expect("a result has segments")
+            .iter()
+            .map(|s| s["text"].as_str().expect("a segment has text"))
+            .collect();
+        texts.join(" ")
+    }
+
     /// The work directory the service watches (the test's temporary one unless the test
     /// chose another).
     pub fn workdir(&self) -> &Path {

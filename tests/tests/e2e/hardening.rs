@@ -455,7 +455,13 @@ async fn listings_are_paged_with_limit_and_skip() {
     assert_eq!(status, 200, "{middle}");
     assert_eq!(lines(middle), all[1..3].to_vec());
 
-    for bad in ["limit=0", "limit=ten", "skip=-1", "limit=10001"] {
+    for bad in [
+        "limit=0",
+        "limit=ten",
+        "skip=-1",
+        "limit=10001",
+        "skip=9223372036854775808",
+    ] {
         let (status, body) = app
             .get(&format!("/trd/audiofile/list/batch/paged?{bad}"))
             .await;
@@ -741,20 +747,8 @@ impl Drop for BindMount {
 async fn texts(app: &TestApp, records: &[serde_json::Value]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for record in records {
-        let id = record["_id"].as_str().unwrap();
-        let result = app
-            .get_ok(&format!("/trd/transcription/result/audiofile/{id}"))
-            .await;
-        let text: Vec<&str> = result["segments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|s| s["text"].as_str())
-            .collect();
-        out.push((
-            record["filename"].as_str().unwrap().to_owned(),
-            text.join(" "),
-        ));
+        let text = app.result_text(record["_id"].as_str().unwrap()).await;
+        out.push((record["filename"].as_str().unwrap().to_owned(), text));
     }
     out.sort();
     out

@@ -1075,7 +1075,9 @@ async fn bursts_beyond_the_limits_get_429_and_nothing_else_breaks() {
         );
     }
 
-    // One upload at a time: a second while the first is still sending is 429.
+    // One upload at a time: a second while the first is still sending is 429. (An upload
+    // holds its slot once its first 512 bytes are in.)
+    let audio = std::fs::read(trd_tests::data::path("ko/zeroth-104/104_003_0294.wav")).unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let boundary = "XyZ";
     let slow = app
@@ -1088,7 +1090,9 @@ async fn bursts_beyond_the_limits_get_429_and_nothing_else_breaks() {
         .body(reqwest::Body::wrap_stream(tokio_stream_from(rx)))
         .send();
     let slow = tokio::spawn(slow);
-    tx.send(Ok(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"slow.wav\"\r\nContent-Type: audio/wav\r\n\r\n").into_bytes())).await.unwrap();
+    let mut head = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"slow.wav\"\r\nContent-Type: audio/wav\r\n\r\n").into_bytes();
+    head.extend_from_slice(&audio[..1024]);
+    tx.send(Ok(head)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let form = reqwest::multipart::Form::new().part(
         "files",
@@ -1103,8 +1107,7 @@ async fn bursts_beyond_the_limits_get_429_and_nothing_else_breaks() {
         .unwrap();
     assert_eq!(second.status(), 429);
     assert!(second.headers().contains_key("retry-after"));
-    let audio = std::fs::read(trd_tests::data::path("ko/zeroth-104/104_003_0294.wav")).unwrap();
-    tx.send(Ok(audio)).await.unwrap();
+    tx.send(Ok(audio[1024..].to_vec())).await.unwrap();
     tx.send(Ok(format!("\r\n--{boundary}--\r\n").into_bytes()))
         .await
         .unwrap();

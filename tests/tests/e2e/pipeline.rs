@@ -56,18 +56,9 @@ async fn a_batch_of_clips_is_transcribed_accurately_by_worker_processes() {
     for record in &done {
         assert_eq!(record["control"], "FINISHED", "{record}");
         assert_eq!(record["status"], "RECOGNIZED", "{record}");
-        let id = record["_id"].as_str().unwrap();
-        let result = app
-            .get_ok(&format!("/trd/transcription/result/audiofile/{id}"))
-            .await;
-        let text: Vec<&str> = result["segments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["text"].as_str().unwrap())
-            .collect();
+        let text = app.result_text(record["_id"].as_str().unwrap()).await;
         let reference = &references[record["filename"].as_str().unwrap()];
-        let (e, n) = cer::errors(reference, &text.join(" "));
+        let (e, n) = cer::errors(reference, &text);
         errors += e;
         length += n;
     }

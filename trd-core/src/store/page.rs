@@ -17,6 +17,8 @@ pub enum PageError {
     NotANumber { name: &'static str, value: String },
     #[error("limit must be between 1 and {MAX_PAGE}, not {0}")]
     LimitOutOfRange(u64),
+    #[error("skip must be at most 9223372036854775807, not {0}")]
+    SkipOutOfRange(u64),
 }
 
 impl Page {
@@ -42,6 +44,10 @@ impl Page {
             return Err(PageError::LimitOutOfRange(l));
         }
         let skip = skip.map(|s| number("skip", s)).transpose()?.unwrap_or(0);
+        // The database counts in signed 64 bits.
+        if skip > i64::MAX as u64 {
+            return Err(PageError::SkipOutOfRange(skip));
+        }
         Ok(Page { skip, limit })
     }
 }
@@ -67,6 +73,10 @@ mod tests {
         assert_eq!(
             Page::parse(Some("10001"), None),
             Err(PageError::LimitOutOfRange(10_001))
+        );
+        assert_eq!(
+            Page::parse(None, Some("9223372036854775808")),
+            Err(PageError::SkipOutOfRange(1 << 63))
         );
         assert!(matches!(
             Page::parse(None, Some("-1")),
