@@ -126,6 +126,16 @@ impl PrivateMongo {
         self.stop();
         self.launch();
     }
+
+    /// Kills the server outright (SIGKILL), as a crash or the OOM killer does.
+    pub fn kill(&self) {
+        kill_listener(self.port);
+    }
+
+    /// Starts the server again on its data, as an operator does after a crash.
+    pub fn start_again(&self) {
+        self.launch();
+    }
 }
 
 impl Drop for PrivateMongo {
@@ -206,10 +216,72 @@ impl PrivateRabbit {
         self.stop();
         self.launch();
     }
+
+    /// Kills the node outright (SIGKILL), as a crash or the OOM killer does.
+    pub fn kill(&self) {
+        kill_listener(self.port);
+    }
+
+    /// Starts the node again on its data, as an operator does after a crash.
+    pub fn start_again(&self) {
+        self.launch();
+    }
 }
 
 impl Drop for PrivateRabbit {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Kills (SIGKILL) every process listening on TCP `port` and waits for the port to close.
+fn kill_listener(port: u16) {
+    let pids = listeners(port);
+    assert!(!pids.is_empty(), "nothing listens on port {port}");
+    for pid in pids {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+    }
+    wait_port_closed(port, Duration::from_secs(30));
+}
+
+/// The processes listening on TCP `port`, found through /proc (no tool needed): the socket
+/// inodes in LISTEN state on that port, then the processes holding one of them.
+fn listeners(port: u16) -> Vec<u32> {
+    const LISTEN: &str = "0A";
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) && fields.get(3) == Some(&LISTEN) {
+                if let Some(inode) = fields.get(9) {
+                    inodes.insert(format!("socket:[{inode}]"));
+                }
+            }
+        }
+    }
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let listening = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| inodes.contains(target.to_string_lossy().as_ref()))
+        });
+        if listening {
+            pids.push(pid);
+        }
+    }
+    pids
 }
