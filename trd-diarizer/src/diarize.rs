@@ -90,15 +90,7 @@ impl Diarization {
 pub struct DiarizationRequest<'a> {
     /// Normalized mono PCM of each channel, in channel order (channel 1 first).
     pub channels: Vec<&'a [i16]>,
-    pub sample_rate: u32,
-    /// No turn is longer than this; long turns are split in pauses.
-    pub max_segment_seconds: f64,
-    pub mode: DiarizationMode,
-    /// Bounds on the number of speakers in the file. In `Auto` mode with several channels,
-    /// where each channel is clustered alone, only the upper bound applies, to each channel.
-    pub speakers: SpeakerConstraint,
-    /// How readily a new voice is told apart from the ones heard.
-    pub sensitivity: Sensitivity,
+    pub how: Diarization,
 }
 
 impl<'a> DiarizationRequest<'a> {
@@ -106,21 +98,7 @@ impl<'a> DiarizationRequest<'a> {
     pub fn new(channels: Vec<&'a [i16]>, sample_rate: u32, max_segment_seconds: f64) -> Self {
         Self {
             channels,
-            sample_rate,
-            max_segment_seconds,
-            mode: DiarizationMode::default(),
-            speakers: SpeakerConstraint::default(),
-            sensitivity: Sensitivity::DEFAULT,
-        }
-    }
-
-    fn how(&self) -> Diarization {
-        Diarization {
-            sample_rate: self.sample_rate,
-            max_segment_seconds: self.max_segment_seconds,
-            mode: self.mode,
-            speakers: self.speakers,
-            sensitivity: self.sensitivity,
+            how: Diarization::new(sample_rate, max_segment_seconds),
         }
     }
 }
@@ -153,7 +131,7 @@ pub fn diarize(
     request: &DiarizationRequest<'_>,
     models: &Models,
 ) -> Result<Vec<Turn>, DiarizeError> {
-    let how = request.how();
+    let how = request.how;
     how.check()?;
     let hearings: Vec<ChannelHearing> = request
         .channels

@@ -35,7 +35,10 @@ pub mod stage;
 mod vad;
 pub mod voices;
 
-pub use diarize::{diarize, DiarizationMode, DiarizationRequest, SpeakerConstraint, Turn};
+pub use diarize::{
+    diarize, diarize_loading, Diarization, DiarizationMode, DiarizationRequest, SpeakerConstraint,
+    Turn,
+};
 pub use error::{DiarizeError, ModelError};
 pub use models::Models;
 pub use stage::Diarizer;

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{dialogues_dir, read_channels, score, speaker_count, DIALOGUES, STEREO};
+use trd_diarizer::diarize::Diarization;
 use trd_diarizer::{diarize, DiarizationMode, DiarizationRequest, DiarizeError, SpeakerConstraint};
 
 const MAX_SEGMENT: f64 = 30.0;
@@ -128,9 +129,12 @@ fn modes_and_constraints_shape_the_labels() {
     let name = "dlg_108_111_104";
     let channels = read_channels(&dialogues_dir().join(format!("{name}.wav")));
     let request = |mode, speakers| DiarizationRequest {
-        mode,
-        speakers,
-        ..DiarizationRequest::new(channels.iter().map(Vec::as_slice).collect(), 16_000, 10.0)
+        how: Diarization {
+            mode,
+            speakers,
+            ..Diarization::new(16_000, 10.0)
+        },
+        channels: channels.iter().map(Vec::as_slice).collect(),
     };
     let none = diarize(
         &request(DiarizationMode::None, SpeakerConstraint::default()),
@@ -163,12 +167,11 @@ fn modes_and_constraints_shape_the_labels() {
     let stereo = read_channels(&dialogues_dir().join("dlg_104_109_stereo.wav"));
     let by_channel = diarize(
         &DiarizationRequest {
-            mode: DiarizationMode::Channel,
-            ..DiarizationRequest::new(
-                stereo.iter().map(Vec::as_slice).collect(),
-                16_000,
-                MAX_SEGMENT,
-            )
+            how: Diarization {
+                mode: DiarizationMode::Channel,
+                ..Diarization::new(16_000, MAX_SEGMENT)
+            },
+            channels: stereo.iter().map(Vec::as_slice).collect(),
         },
         &common::models(),
     )
@@ -206,26 +209,22 @@ fn rejects_bad_input_with_typed_errors() {
 /// channels held at once give, in every mode that compares voices.
 #[test]
 fn channels_loaded_one_at_a_time_diarize_as_all_at_once() {
-    use trd_diarizer::diarize::{diarize_loading, Diarization};
+    use trd_diarizer::diarize::diarize_loading;
     let stereo = read_channels(&dialogues_dir().join("dlg_104_109_stereo.wav"));
     for mode in [DiarizationMode::Auto, DiarizationMode::Speaker] {
+        let how = Diarization {
+            mode,
+            ..Diarization::new(16_000, MAX_SEGMENT)
+        };
         let whole = diarize(
             &DiarizationRequest {
-                mode,
-                ..DiarizationRequest::new(
-                    stereo.iter().map(Vec::as_slice).collect(),
-                    16_000,
-                    MAX_SEGMENT,
-                )
+                how,
+                channels: stereo.iter().map(Vec::as_slice).collect(),
             },
             &common::models(),
         )
         .unwrap();
         let mut loaded = Vec::new();
-        let how = Diarization {
-            mode,
-            ..Diarization::new(16_000, MAX_SEGMENT)
-        };
         let streamed = diarize_loading(
             &how,
             stereo.len(),

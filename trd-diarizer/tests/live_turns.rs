@@ -14,7 +14,7 @@ const MAX_SEGMENT_SECONDS: f64 = 30.0;
 fn batch_turns(samples: &[i16], max_segment_seconds: f64) -> Vec<HeardTurn> {
     let models = common::models();
     let mut request = DiarizationRequest::new(vec![samples], 16_000, max_segment_seconds);
-    request.mode = DiarizationMode::None;
+    request.how.mode = DiarizationMode::None;
     let turns = diarize(&request, &models).expect("diarizes");
     let duration = samples.len() as f64 / 16_000.0;
     heard_turns(&turns, duration)
