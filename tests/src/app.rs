@@ -265,6 +265,17 @@ impl TestApp {
         texts.join(" ")
     }
 
+    /// The recognized text of each of `records` (finished files), by file name, sorted.
+    pub async fn texts_by_name(&self, records: &[serde_json::Value]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for record in records {
+            let text = self.result_text(record["_id"].as_str().unwrap()).await;
+            out.push((record["filename"].as_str().unwrap().to_owned(), text));
+        }
+        out.sort();
+        out
+    }
+
     /// The work directory the service watches (the test's temporary one unless the test
     /// chose another).
     pub fn workdir(&self) -> &Path {

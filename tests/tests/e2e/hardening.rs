@@ -743,17 +743,6 @@ impl Drop for BindMount {
     }
 }
 
-/// The recognized text of each file of a finished batch, by file name.
-async fn texts(app: &TestApp, records: &[serde_json::Value]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for record in records {
-        let text = app.result_text(record["_id"].as_str().unwrap()).await;
-        out.push((record["filename"].as_str().unwrap().to_owned(), text));
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unmounted_work_directory_holds_its_files_until_it_is_back() {
     let root = tempfile::tempdir().unwrap();
@@ -807,5 +796,8 @@ async fn an_unmounted_work_directory_holds_its_files_until_it_is_back() {
     app.wait_registered("clean", 3).await;
     app.get_ok("/trd/transcription/start/batch/clean").await;
     let clean = app.wait_batch_done("clean", Duration::from_secs(120)).await;
-    assert_eq!(texts(&app, &done).await, texts(&app, &clean).await);
+    assert_eq!(
+        app.texts_by_name(&done).await,
+        app.texts_by_name(&clean).await
+    );
 }

@@ -169,19 +169,10 @@ async fn the_batch_survives_a_broker_restart_and_a_database_restart() {
     app.wait_registered("clean", files.len()).await;
     app.get_ok("/trd/transcription/start/batch/clean").await;
     let clean = app.wait_batch_done("clean", Duration::from_secs(300)).await;
-    let texts = |records: Vec<serde_json::Value>| {
-        let app = &app;
-        async move {
-            let mut out = Vec::new();
-            for r in records {
-                let text = app.result_text(r["_id"].as_str().unwrap()).await;
-                out.push((r["filename"].as_str().unwrap().to_owned(), text));
-            }
-            out.sort();
-            out
-        }
-    };
-    assert_eq!(texts(done).await, texts(clean).await);
+    assert_eq!(
+        app.texts_by_name(&done).await,
+        app.texts_by_name(&clean).await
+    );
     drop(app);
     rabbit.stop();
     mongo.stop();
