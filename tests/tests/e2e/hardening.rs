@@ -801,3 +801,48 @@ async fn an_unmounted_work_directory_holds_its_files_until_it_is_back() {
         app.texts_by_name(&clean).await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_normalizer_stopped_for_ninety_seconds_costs_no_file() {
+    let _turn = trd_tests::turns::alone().await;
+    let mut app = spawn_app_with(Workers::None, |s| s.worker_concurrency = 1).await;
+    let normalizer = app.start_worker_process("trd-normalizer");
+    app.start_worker_process("trd-diarizer");
+    app.start_worker_process("trd-recognizer");
+    let clips: Vec<_> = data::references("ko/zeroth-104")
+        .keys()
+        .take(4)
+        .map(|f| data::path("ko/zeroth-104").join(f))
+        .collect();
+    app.copy_into_batch("stopped", &clips);
+    app.wait_registered("stopped", clips.len()).await;
+    app.get_ok("/trd/transcription/start/batch/stopped").await;
+
+    // Frozen mid-batch, longer than its lease and its broker heartbeat, then thawed.
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(normalizer.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("STOP");
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    signal("CONT");
+
+    let done = app
+        .wait_batch_done("stopped", Duration::from_secs(300))
+        .await;
+    for record in &done {
+        assert_eq!(record["control"], "FINISHED", "{record}");
+    }
+    app.copy_into_batch("clean", &clips);
+    app.wait_registered("clean", clips.len()).await;
+    app.get_ok("/trd/transcription/start/batch/clean").await;
+    let clean = app.wait_batch_done("clean", Duration::from_secs(120)).await;
+    assert_eq!(
+        app.texts_by_name(&done).await,
+        app.texts_by_name(&clean).await
+    );
+}
