@@ -265,6 +265,16 @@ impl TestApp {
         texts.join(" ")
     }
 
+    /// The records of `files` copied into a new batch, run undisturbed, once finished: what a
+    /// disturbed run of the same files is compared with.
+    pub async fn clean_run(&self, batch: &str, files: &[PathBuf]) -> Vec<serde_json::Value> {
+        self.copy_into_batch(batch, files);
+        self.wait_registered(batch, files.len()).await;
+        self.get_ok(&format!("/trd/transcription/start/batch/{batch}"))
+            .await;
+        self.wait_batch_done(batch, Duration::from_secs(300)).await
+    }
+
     /// The recognized text of each of `records` (finished files), by file name, sorted.
     pub async fn texts_by_name(&self, records: &[serde_json::Value]) -> Vec<(String, String)> {
         let mut out = Vec::new();

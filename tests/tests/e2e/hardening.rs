@@ -792,10 +792,7 @@ async fn an_unmounted_work_directory_holds_its_files_until_it_is_back() {
     for record in &done {
         assert_eq!(record["control"], "FINISHED", "{record}");
     }
-    app.copy_into_batch("clean", &clips);
-    app.wait_registered("clean", 3).await;
-    app.get_ok("/trd/transcription/start/batch/clean").await;
-    let clean = app.wait_batch_done("clean", Duration::from_secs(120)).await;
+    let clean = app.clean_run("clean", &clips).await;
     assert_eq!(
         app.texts_by_name(&done).await,
         app.texts_by_name(&clean).await
@@ -837,10 +834,7 @@ async fn a_normalizer_stopped_for_ninety_seconds_costs_no_file() {
     for record in &done {
         assert_eq!(record["control"], "FINISHED", "{record}");
     }
-    app.copy_into_batch("clean", &clips);
-    app.wait_registered("clean", clips.len()).await;
-    app.get_ok("/trd/transcription/start/batch/clean").await;
-    let clean = app.wait_batch_done("clean", Duration::from_secs(120)).await;
+    let clean = app.clean_run("clean", &clips).await;
     assert_eq!(
         app.texts_by_name(&done).await,
         app.texts_by_name(&clean).await

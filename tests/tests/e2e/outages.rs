@@ -165,10 +165,7 @@ async fn the_batch_survives_a_broker_restart_and_a_database_restart() {
     assert_eq!(probe_done[0]["control"], "FINISHED");
 
     // The same files in a batch that met no outage: the same text, byte for byte.
-    app.copy_into_batch("clean", &files);
-    app.wait_registered("clean", files.len()).await;
-    app.get_ok("/trd/transcription/start/batch/clean").await;
-    let clean = app.wait_batch_done("clean", Duration::from_secs(300)).await;
+    let clean = app.clean_run("clean", &files).await;
     assert_eq!(
         app.texts_by_name(&done).await,
         app.texts_by_name(&clean).await
