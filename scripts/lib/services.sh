@@ -116,8 +116,19 @@ stop_mongo() { # DATA_DIR
 start_rabbit() {
   local node=$1 dir=$2 port=$3 dist=$4 credentials=$5
   mkdir -p "$dir/mnesia" "$dir/log"
+  # RabbitMQ takes a delivery back when it stays unacknowledged past its consumer timeout (30
+  # min by default) and closes the consumer's channel. A stage may hold a file for up to
+  # stage_timeout_seconds (2 h by default), and a message waits in hand while a dependency is
+  # down, so the broker's limit is a day: TRD's own leases decide when work is abandoned.
+  # (Tests shorten it, and the channel tick that checks it, to prove an early timeout is
+  # survived too.)
+  local timeout=${TRD_RABBIT_CONSUMER_TIMEOUT_MS:-86400000} tick=${TRD_RABBIT_CHANNEL_TICK_MS:-60000}
+  printf '[{rabbit, [{consumer_timeout, %s}, {channel_tick_interval, %s}]}].\n' \
+    "$timeout" "$tick" >"$dir/advanced.config"
   if rabbitmq-diagnostics -n "$node" -q ping >/dev/null 2>&1; then
     svc_log "RabbitMQ node $node already running"
+    rabbitmqctl -n "$node" -q eval "application:set_env(rabbit, consumer_timeout, $timeout)." \
+      >/dev/null 2>&1 || svc_log "RabbitMQ: could not raise the consumer timeout on $node"
   elif wait_for_port 127.0.0.1 "$port" 0; then
     svc_log "port $port is taken by another process; choose another port"
     return 1
@@ -138,6 +149,7 @@ start_rabbit() {
     RABBITMQ_NODENAME=$node RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$port \
       RABBITMQ_DIST_PORT=$dist RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" \
       RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" RABBITMQ_PID_FILE="$dir/rabbit.pid" \
+      RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config" \
       rabbitmq-server -detached >/dev/null 2>&1
     local i
     for ((i = 0; i < 120; i++)); do

@@ -149,18 +149,42 @@ pub struct PrivateRabbit {
     pub port: u16,
     node: String,
     dir: PathBuf,
+    /// The broker's consumer timeout, when a test shortens it (checked every half of it).
+    consumer_timeout: Option<Duration>,
 }
 
 impl PrivateRabbit {
     pub fn start(dir: &Path) -> Self {
+        Self::start_configured(dir, None)
+    }
+
+    /// A node that takes a delivery back, and closes its consumer's channel, once it has stayed
+    /// unacknowledged for `timeout`: what a stock broker does after 30 minutes.
+    pub fn start_with_consumer_timeout(dir: &Path, timeout: Duration) -> Self {
+        Self::start_configured(dir, Some(timeout))
+    }
+
+    fn start_configured(dir: &Path, consumer_timeout: Option<Duration>) -> Self {
         let port = free_port();
         let rabbit = Self {
             port,
             node: format!("trd-t{port}@localhost"),
             dir: dir.to_path_buf(),
+            consumer_timeout,
         };
         rabbit.launch();
         rabbit
+    }
+
+    /// The broker's log files (for a test that asserts the broker did what it was set up to).
+    pub fn log(&self) -> String {
+        let logs = self.dir.join("node/log");
+        std::fs::read_dir(&logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect()
     }
 
     pub fn uri(&self) -> String {
@@ -184,19 +208,23 @@ impl PrivateRabbit {
             parent = p.parent();
         }
         let (port, dist) = (self.port.to_string(), free_port().to_string());
-        let started = run_logged(
-            services_sh(
-                "start_rabbit",
-                [
-                    OsStr::new(&self.node),
-                    self.dir.join("node").as_os_str(),
-                    OsStr::new(&port),
-                    OsStr::new(&dist),
-                    self.credentials().as_os_str(),
-                ],
-            ),
-            &self.dir.join("services.log"),
+        let mut command = services_sh(
+            "start_rabbit",
+            [
+                OsStr::new(&self.node),
+                self.dir.join("node").as_os_str(),
+                OsStr::new(&port),
+                OsStr::new(&dist),
+                self.credentials().as_os_str(),
+            ],
         );
+        if let Some(timeout) = self.consumer_timeout {
+            let ms = timeout.as_millis().max(2);
+            command
+                .env("TRD_RABBIT_CONSUMER_TIMEOUT_MS", ms.to_string())
+                .env("TRD_RABBIT_CHANNEL_TICK_MS", (ms / 2).to_string());
+        }
+        let started = run_logged(command, &self.dir.join("services.log"));
         assert!(
             started,
             "RabbitMQ did not start; see {}",

@@ -174,3 +174,54 @@ async fn the_batch_survives_a_broker_restart_and_a_database_restart() {
     rabbit.stop();
     mongo.stop();
 }
+
+/// A broker whose consumer timeout is shorter than the work (a stock RabbitMQ's is 30 min, a
+/// stage may take 2 h): it takes the deliveries back and closes the channels of the workers
+/// still busy with them. The leases in MongoDB decide who works on a file, so the copies
+/// redelivered meanwhile are stale hints, the busy workers finish and hand on, and the batch
+/// ends with a clean batch's text, no file failed and no segment twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_timeout_shorter_than_the_work_costs_no_file() {
+    let services = tempfile::tempdir().unwrap();
+    let rabbit = PrivateRabbit::start_with_consumer_timeout(
+        &services.path().join("rabbit"),
+        Duration::from_secs(1),
+    );
+    let app = spawn_app_with(Workers::Processes, |s| s.amqp_uri = rabbit.uri()).await;
+    let files = clips();
+    app.copy_into_batch("calls", &files);
+    app.wait_registered("calls", files.len()).await;
+    app.get_ok("/trd/transcription/start/batch/calls").await;
+    let done = app.wait_batch_done("calls", Duration::from_secs(420)).await;
+    let log = rabbit.log();
+    let timeouts = log
+        .matches("has timed out waiting for delivery acknowledgement")
+        .count();
+    println!("the broker timed out {timeouts} deliveries");
+    assert!(
+        timeouts > 0,
+        "the broker never timed a delivery out:\n{log}"
+    );
+    for record in &done {
+        assert_eq!(record["control"], "FINISHED", "{record}");
+        let id = mongodb::bson::oid::ObjectId::parse_str(record["_id"].as_str().unwrap()).unwrap();
+        let segments = app.store.segments_of(id).await.unwrap();
+        let distinct: HashSet<_> = segments
+            .iter()
+            .map(|s| (s.channel, (s.start * 1000.0) as i64))
+            .collect();
+        assert_eq!(
+            distinct.len(),
+            segments.len(),
+            "duplicate segments: {record}"
+        );
+    }
+
+    // The same files through the shared broker, whose timeout is a day.
+    let clean_app = trd_tests::app::spawn_app(Workers::InProcess).await;
+    let clean = clean_app.clean_run("clean", &files).await;
+    assert_eq!(
+        app.texts_by_name(&done).await,
+        clean_app.texts_by_name(&clean).await
+    );
+}
