@@ -79,8 +79,12 @@ start_mongo() {
       mongod --auth --bind_ip 127.0.0.1 --port "$port" --dbpath "$dir" --fork \
         --logpath "$dir/mongod.log" >/dev/null
     else
+      # TRD_MONGO_LOG_FILE_MAX: smaller journal files than the 128 MB the server allocates
+      # whole, for a test that fills the disk and must see the next write meet it.
       nohup "$SECANTUS_BIN" --auth --host 127.0.0.1 --port "$port" --storage-path "$dir" \
-        --sync-on-commit --cache-size 512M --log-level WARNING >"$dir/server.log" 2>&1 &
+        --sync-on-commit --cache-size 512M --log-level WARNING \
+        ${TRD_MONGO_LOG_FILE_MAX:+--log-file-max "$TRD_MONGO_LOG_FILE_MAX"} \
+        >"$dir/server.log" 2>&1 &
       echo $! >"$dir/server.pid"
     fi
     wait_for_port 127.0.0.1 "$port" 30 || { svc_log "MongoDB did not start; see $dir"; return 1; }
@@ -93,11 +97,14 @@ start_mongo() {
 }
 
 # Whether the server of DATA_DIR runs: the pid the MongoDB-wire server's start wrote, or the
-# one mongod keeps in its lock file while it runs.
+# one mongod keeps in its lock file while it runs. A server killed a moment ago may still be
+# a zombie that nobody has reaped yet: that one is dead.
 mongo_running() { # DATA_DIR
-  local pid
+  local pid state
   pid=$(cat "$1/server.pid" 2>/dev/null || cat "$1/mongod.lock" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+  [ "$state" != Z ] && [ "$state" != X ]
 }
 
 stop_mongo() { # DATA_DIR

@@ -72,13 +72,27 @@ fn uri(function: &str, credentials: &Path, port: u16) -> String {
 pub struct PrivateMongo {
     pub port: u16,
     dir: PathBuf,
+    /// The MongoDB-wire server's journal file size, when a test makes it small.
+    log_file_max: Option<&'static str>,
 }
 
 impl PrivateMongo {
     pub fn start(dir: &Path) -> Self {
+        Self::start_configured(dir, None)
+    }
+
+    /// A server whose journal files are small (the MongoDB-wire server allocates each whole,
+    /// 128 MB by default), so a disk that fills up is met by the next few writes rather than
+    /// once that much has been written.
+    pub fn start_with_small_journal_files(dir: &Path) -> Self {
+        Self::start_configured(dir, Some("1MB"))
+    }
+
+    fn start_configured(dir: &Path, log_file_max: Option<&'static str>) -> Self {
         let mongo = Self {
             port: free_port(),
             dir: dir.to_path_buf(),
+            log_file_max,
         };
         mongo.launch();
         mongo
@@ -99,17 +113,18 @@ impl PrivateMongo {
     fn launch(&self) {
         std::fs::create_dir_all(&self.dir).unwrap();
         let port = self.port.to_string();
-        let started = run_logged(
-            services_sh(
-                "start_mongo",
-                [
-                    self.data().as_os_str(),
-                    OsStr::new(&port),
-                    self.credentials().as_os_str(),
-                ],
-            ),
-            &self.dir.join("services.log"),
+        let mut command = services_sh(
+            "start_mongo",
+            [
+                self.data().as_os_str(),
+                OsStr::new(&port),
+                self.credentials().as_os_str(),
+            ],
         );
+        if let Some(size) = self.log_file_max {
+            command.env("TRD_MONGO_LOG_FILE_MAX", size);
+        }
+        let started = run_logged(command, &self.dir.join("services.log"));
         assert!(started, "MongoDB did not start; see {}", self.dir.display());
     }
 

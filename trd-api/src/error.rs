@@ -155,6 +155,10 @@ impl From<JobError> for ApiError {
             JobError::Store(e) => e.into(),
             JobError::Queue(e) => e.into(),
             JobError::Io { context, source } => ApiError::internal(context, source),
+            JobError::Storage { .. } => ApiError::Unavailable {
+                dependency: "the work directory",
+                source: Box::new(e),
+            },
         }
     }
 }

@@ -321,25 +321,41 @@ async fn a_start_whose_message_was_lost_is_sent_again() {
     assert_eq!(done[0]["status"], "RECOGNIZED", "{}", done[0]);
 }
 
-/// A client that opens an upload and sends its body one byte a second, as a slow-loris attack
-/// or a dying link does: the raw request on a socket, with the length it promises.
-async fn trickling_upload(base: &str, key: &str) -> tokio::net::TcpStream {
+/// Every route that takes audio in its body: the work directory's upload, the Speechmatics
+/// submit and each recognize-now face.
+const AUDIO_ROUTES: [&str; 8] = [
+    "/trd/audiofile/upload",
+    "/v2/jobs",
+    "/trd/recognize",
+    "/v1/audio/transcriptions",
+    "/asr",
+    "/api/v2/lindat/generic/ko",
+    "/api/v1/stt/http",
+    "/api/v1/file/v2t",
+];
+
+/// A client that sends an upload's head to `path` and then trickles its body.
+async fn trickling_upload(base: &str, key: &str, path: &str) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
     let address = base.trim_start_matches("http://");
     let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
     let head = format!(
-        "POST /trd/audiofile/upload HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\n\
          Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n"
     );
     socket.write_all(head.as_bytes()).await.unwrap();
     socket
 }
 
+/// 200 clients trickle a byte a second into every route that takes audio. They hold neither
+/// the upload slots nor the recognition slots (`interactive_in_flight`, 8), so an honest
+/// upload and an honest recognize-now request are served meanwhile; every trickler gets 408
+/// once its start time is up, and nothing of theirs is left spooled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_slow_clients_do_not_stop_an_upload() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const START_SECONDS: u64 = 4;
-    let app = spawn_app_with(Workers::None, |s| {
+    let app = spawn_app_with(Workers::InProcess, |s| {
         s.upload_start_seconds = START_SECONDS;
         // This is about slots, not request rates.
         s.rate_limit_per_second = 0;
@@ -347,10 +363,11 @@ async fn two_hundred_slow_clients_do_not_stop_an_upload() {
     .await;
     let key = app.admin_key();
     let trickling: Vec<_> = (0..200)
-        .map(|_| {
+        .map(|i| {
             let (base, key) = (app.base.clone(), key.clone());
+            let path = AUDIO_ROUTES[i % AUDIO_ROUTES.len()];
             tokio::spawn(async move {
-                let mut socket = trickling_upload(&base, &key).await;
+                let mut socket = trickling_upload(&base, &key, path).await;
                 // A byte a second until the service answers (or 30 s: it never did).
                 let mut answer = Vec::new();
                 let mut buffer = [0u8; 1024];
@@ -369,11 +386,11 @@ async fn two_hundred_slow_clients_do_not_stop_an_upload() {
                         Err(_) => {}
                     }
                 }
-                String::from_utf8_lossy(&answer).into_owned()
+                (path, String::from_utf8_lossy(&answer).into_owned())
             })
         })
         .collect();
-    // Every slow client is connected and sending before the honest one arrives.
+    // Every slow client is connected and sending before the honest ones arrive.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let asked = std::time::Instant::now();
     let (status, body) = upload(&app, "calls", "honest.wav").await;
@@ -385,11 +402,33 @@ async fn two_hundred_slow_clients_do_not_stop_an_upload() {
     );
     let records = app.get_ok("/trd/audiofile/list/batch/calls").await;
     assert_eq!(records.as_array().unwrap().len(), 1, "{records}");
+    let clip = data::path("ko/zeroth-104/104_003_0019.wav");
+    let form = reqwest::multipart::Form::new()
+        .text("model", "whisper-1")
+        .text("response_format", "json")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(&clip).unwrap()).file_name("honest.wav"),
+        );
+    let response = app
+        .admin()
+        .post(app.url("/v1/audio/transcriptions"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let transcript: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "a recognition slot was free: {transcript}");
+    assert!(
+        !transcript["text"].as_str().unwrap_or("").trim().is_empty(),
+        "{transcript}"
+    );
 
     // The slow ones are answered 408 once their start time is up, and none was stored.
     for answer in futures::future::join_all(trickling).await {
-        let answer = answer.unwrap();
-        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+        let (path, answer) = answer.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer:?}");
     }
     let spooled = std::fs::read_dir(app.workdir().join(".trd-uploads"))
         .map(|d| d.count())
@@ -697,18 +736,30 @@ async fn audio_rewritten_unseen_before_normalizing_fails_its_record() {
     assert_eq!(done[0]["md5"], md5_hex(&first));
 }
 
-/// A folder bind-mounted over another for the length of a test: the work directory on a file
-/// system of its own, which the test can take away and bring back.
-struct BindMount {
-    source: std::path::PathBuf,
+/// A file system mounted on a folder for the length of a test, which the test can take away
+/// and bring back: another folder bound over it, or a small tmpfs.
+struct Mount {
+    /// What `mount` is given before the target.
+    how: Vec<std::ffi::OsString>,
     target: std::path::PathBuf,
 }
 
-impl BindMount {
-    /// None where this machine does not let the tests mount (no `CAP_SYS_ADMIN`).
-    fn new(source: &std::path::Path, target: &std::path::Path) -> Option<Self> {
+impl Mount {
+    /// `source` bound over `target`. None where this machine does not let the tests mount (no
+    /// `CAP_SYS_ADMIN`).
+    fn bind(source: &std::path::Path, target: &std::path::Path) -> Option<Self> {
+        Self::new(vec!["--bind".into(), source.into()], target)
+    }
+
+    /// A tmpfs of `megabytes` on `target`.
+    fn tmpfs(megabytes: u64, target: &std::path::Path) -> Option<Self> {
+        let how = ["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"];
+        Self::new(how.iter().map(Into::into).collect(), target)
+    }
+
+    fn new(how: Vec<std::ffi::OsString>, target: &std::path::Path) -> Option<Self> {
         let mount = Self {
-            source: source.to_owned(),
+            how,
             target: target.to_owned(),
         };
         mount.attach().then_some(mount)
@@ -716,8 +767,7 @@ impl BindMount {
 
     fn attach(&self) -> bool {
         std::process::Command::new("mount")
-            .arg("--bind")
-            .arg(&self.source)
+            .args(&self.how)
             .arg(&self.target)
             .status()
             .is_ok_and(|s| s.success())
@@ -734,7 +784,7 @@ impl BindMount {
     }
 }
 
-impl Drop for BindMount {
+impl Drop for Mount {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
             .arg("-l")
@@ -743,14 +793,133 @@ impl Drop for BindMount {
     }
 }
 
+const NEED_MOUNT: &str = "the tests need to mount (root with CAP_SYS_ADMIN, as scripts/test runs)";
+
+/// Fills the file system `dir` is on with one file until it has no space left; the file.
+fn fill_up(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 1 << 20];
+    loop {
+        match file.write_all(&block) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+            Err(e) => panic!("filling {}: {e}", dir.display()),
+        }
+    }
+    let _ = file.sync_all();
+    path
+}
+
+/// MongoDB's storage fills up mid-batch. The storage engine gives up (WiredTiger panics, as
+/// `mongod` aborts) and answers nothing but errors until space is freed and the server
+/// restarted: meanwhile the API answers 503 naming MongoDB and the workers hold their files.
+/// After the restart every file finishes with the text of a batch that never met a full disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_database_disk_fails_no_file() {
+    let root = tempfile::tempdir().unwrap();
+    let disk = root.path().join("mongo");
+    std::fs::create_dir_all(&disk).unwrap();
+    let Some(_mount) = Mount::tmpfs(256, &disk) else {
+        panic!("{NEED_MOUNT}");
+    };
+    let mongo = trd_tests::services::PrivateMongo::start_with_small_journal_files(&disk);
+    let app = spawn_app_with(Workers::InProcess, |s| {
+        s.mongodb_uri = mongo.uri();
+        s.lease_seconds = 10;
+    })
+    .await;
+    let clips: Vec<_> = data::references("ko/zeroth-104")
+        .keys()
+        .map(|f| data::path("ko/zeroth-104").join(f))
+        .chain([data::path("dialogues/dlg_104_109.flac")])
+        .collect();
+    app.copy_into_batch("calls", &clips);
+    app.wait_registered("calls", clips.len()).await;
+    app.get_ok("/trd/transcription/start/batch/calls").await;
+    // The disk is full while the normalizer writes the batch's audio into the database.
+    let filler = fill_up(&disk);
+    let refused = app
+        .eventually(
+            "the database to refuse",
+            Duration::from_secs(60),
+            || async {
+                let (status, body) = app.get("/trd/audiofile/list/batch/calls").await;
+                (status != 200).then_some((status, body))
+            },
+        )
+        .await;
+    assert_eq!(refused.0, 503, "{}", refused.1);
+    assert!(refused.1.to_string().contains("MongoDB"), "{}", refused.1);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (status, body) = app.get("/trd/audiofile/list/batch/calls").await;
+    assert_eq!(status, 503, "still full: {body}");
+
+    // Space is freed and the database restarted, as an operator does.
+    std::fs::remove_file(filler).unwrap();
+    mongo.kill();
+    mongo.start_again();
+    let done = app.wait_batch_done("calls", Duration::from_secs(300)).await;
+    for record in &done {
+        assert_eq!(record["control"], "FINISHED", "{record}");
+    }
+    let clean = app.clean_run("clean", &clips).await;
+    assert_eq!(
+        app.texts_by_name(&done).await,
+        app.texts_by_name(&clean).await
+    );
+}
+
+/// The database refuses the record after the upload's file took its name (here a unique index
+/// the test adds on `md5`, so the second upload of the same audio is refused): the name is
+/// freed again, so the client's retry once the database accepts it is a 200, not a 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upload_the_database_refuses_leaves_its_name_free() {
+    let app = spawn_app(Workers::None).await;
+    let (status, body) = upload(&app, "calls", "first.wav").await;
+    assert_eq!(status, 200, "{body}");
+    let audiofiles = app
+        .store
+        .database()
+        .collection::<mongodb::bson::Document>("audiofiles");
+    let unique_md5 = mongodb::IndexModel::builder()
+        .keys(doc! {"md5": 1})
+        .options(
+            mongodb::options::IndexOptions::builder()
+                .unique(true)
+                .name("test_unique_md5".to_owned())
+                .build(),
+        )
+        .build();
+    audiofiles.create_index(unique_md5).await.unwrap();
+
+    let (status, body) = upload(&app, "calls", "second.wav").await;
+    assert!(
+        status >= 500,
+        "the database refused the record: {status} {body}"
+    );
+    let placed = app.workdir().join("calls/second.wav");
+    assert!(!placed.exists(), "the refused upload left its file behind");
+    let listed = app.get_ok("/trd/audiofile/list/batch/calls").await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    audiofiles.drop_index("test_unique_md5").await.unwrap();
+    let (status, body) = upload(&app, "calls", "second.wav").await;
+    assert_eq!(status, 200, "the retry: {body}");
+    assert!(placed.exists());
+    let listed = app.get_ok("/trd/audiofile/list/batch/calls").await;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unmounted_work_directory_holds_its_files_until_it_is_back() {
     let root = tempfile::tempdir().unwrap();
     let (disk, workdir) = (root.path().join("disk"), root.path().join("work"));
     std::fs::create_dir_all(&disk).unwrap();
     std::fs::create_dir_all(&workdir).unwrap();
-    let Some(mount) = BindMount::new(&disk, &workdir) else {
-        panic!("the tests need to mount (root with CAP_SYS_ADMIN, as scripts/test runs)");
+    let Some(mount) = Mount::bind(&disk, &workdir) else {
+        panic!("{NEED_MOUNT}");
     };
     let state = root.path().join("state");
     let app = spawn_app_with(Workers::None, |s| {
@@ -775,6 +944,14 @@ async fn an_unmounted_work_directory_holds_its_files_until_it_is_back() {
     app.spawn_worker(trd_recognizer::Recognizer).await;
     let (status, body) = upload(&app, "calls", "more.wav").await;
     assert_eq!(status, 503, "{body}");
+    // Registering a file in place is refused the same way: the storage is away, not the file.
+    let (status, body) = app.get("/trd/audiofile/create/calls/more.wav").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.to_string()
+            .contains("the work directory is unavailable"),
+        "{body}"
+    );
     tokio::time::sleep(Duration::from_secs(6)).await;
     let held = app.get_ok("/trd/audiofile/list/batch/calls").await;
     for record in held.as_array().unwrap() {
@@ -808,7 +985,6 @@ async fn a_normalizer_stopped_for_ninety_seconds_costs_no_file() {
     app.start_worker_process("trd-recognizer");
     let clips: Vec<_> = data::references("ko/zeroth-104")
         .keys()
-        .take(4)
         .map(|f| data::path("ko/zeroth-104").join(f))
         .collect();
     app.copy_into_batch("stopped", &clips);

@@ -15,14 +15,32 @@ use trd_core::domain::{AudioFile, BatchName, FileLocation, Segment};
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::identity::paced::{Admit, Paced};
 use crate::identity::refusal::{self, Refusal};
 use crate::identity::secrets::sha256_hex;
 use crate::identity::Principal;
 use crate::jobs::{Admission, Audio, JobError, LiveJob, NowRequest};
 
-/// A slot among `interactive_in_flight`, taken before the request body is read; without one
-/// the request is refused at once with 503 and `Retry-After`.
+/// A slot among `interactive_in_flight`; without one the request is refused at once with 503
+/// and `Retry-After`. A request that carries its audio takes it through [`Paced`], once the
+/// audio's first bytes are in (so clients that trickle cannot hold every slot); one that names
+/// its audio by URL, or a socket, takes it as a request guard.
 pub struct Slot(pub Admission);
+
+/// A recognize-now request's audio, read at a pace, under a recognition slot.
+pub type PacedAudio<T> = Paced<T, Slot>;
+
+impl Admit for Slot {
+    fn admit(app: &App) -> Result<Self, Refusal> {
+        match app.jobs.admit() {
+            Ok(admission) => Ok(Slot(admission)),
+            Err(e @ JobError::Busy { retry_after }) => {
+                Err(Refusal::busy(e.to_string(), retry_after))
+            }
+            Err(e) => Err(Refusal::busy(e.to_string(), 1)),
+        }
+    }
+}
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for Slot {
@@ -32,15 +50,13 @@ impl<'r> FromRequest<'r> for Slot {
         let Some(app) = req.rocket().state::<App>() else {
             return Outcome::Error((Status::InternalServerError, ()));
         };
-        match app.jobs.admit() {
-            Ok(admission) => Outcome::Success(Slot(admission)),
-            Err(e @ JobError::Busy { retry_after }) => {
-                let refusal = Refusal::busy(e.to_string(), retry_after);
+        match Slot::admit(app) {
+            Ok(slot) => Outcome::Success(slot),
+            Err(refusal) => {
                 let status = refusal.status;
                 refusal::keep(req, refusal);
                 Outcome::Error((status, ()))
             }
-            Err(_) => Outcome::Error((Status::InternalServerError, ())),
         }
     }
 }

@@ -19,10 +19,11 @@ use trd_core::domain::{AudioFile, Segment, StartOptions};
 use trd_export::openai::{self, StreamEvent};
 use utoipa::ToSchema;
 
-use super::now::{self, Document, Export, Slot, Streamed, Whole};
+use super::now::{self, Document, Export, PacedAudio, Streamed, Whole};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::identity::guard::{Access, Operate, Read};
+use crate::identity::paced::Paced;
 use crate::jobs::NowRequest;
 use crate::shapes::Binary;
 
@@ -98,11 +99,11 @@ impl ResponseFormat {
 pub async fn transcriptions(
     app: &State<App>,
     who: Access<Operate>,
-    slot: Slot,
     keep: Option<bool>,
     batch: Option<&str>,
-    form: Result<Form<TranscriptionForm<'_>>, Errors<'_>>,
+    form: PacedAudio<Result<Form<TranscriptionForm<'_>>, Errors<'_>>>,
 ) -> Result<Streamed<futures::stream::BoxStream<'static, Vec<u8>>>, OpenAiError> {
+    let Paced { body: form, slot } = form;
     let mut form = form.map_err(|e| OpenAiError::from(now::form_error(app, e)))?;
     let format = ResponseFormat::parse(form.response_format.as_deref())?;
     let stream = form

@@ -14,7 +14,8 @@
 use std::path::PathBuf;
 
 use futures::StreamExt;
-use rocket::data::{Data, ToByteUnit};
+use rocket::data::Capped;
+use rocket::fs::TempFile;
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FromRequest, Outcome};
 use rocket::response::{self, Responder, Response};
@@ -22,11 +23,12 @@ use rocket::{get, post, Request, State};
 use trd_core::domain::{AudioFile, Segment, StartOptions};
 use trd_export::{plain, uwebasr};
 
-use super::now::{self, Document, Export, Slot, Streamed, Whole};
+use super::now::{self, Document, Export, PacedAudio, Slot, Streamed, Whole};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::fetch::FetchError;
 use crate::identity::guard::{Access, Operate};
+use crate::identity::paced::Paced;
 use crate::identity::Principal;
 use crate::jobs::{Audio, NowRequest};
 
@@ -118,37 +120,28 @@ impl<'r> FromRequest<'r> for GivenName {
 pub async fn post_audio(
     app: &State<App>,
     who: Access<Operate>,
-    slot: Slot,
     given: GivenName,
     app_id: PathBuf,
     format: Option<&str>,
     keep: Option<bool>,
     batch: Option<&str>,
-    body: Data<'_>,
+    body: PacedAudio<Capped<TempFile<'_>>>,
 ) -> Result<Streamed<futures::stream::BoxStream<'static, Vec<u8>>>, UwError> {
+    let Paced { body, slot } = body;
     let format = Format::parse(format).ok_or_else(UwError::unknown_format)?;
     let fail = |error: ApiError| UwError { format, error };
     let model = model_of(app, &app_id).map_err(fail)?;
-    let path = app.jobs.spool_path();
-    if let Some(dir) = path.parent() {
-        let _ = tokio::fs::create_dir_all(dir).await;
-    }
-    let limit = app.settings.upload_limit_bytes;
-    let written = body
-        .open(limit.bytes())
-        .into_file(&path)
-        .await
-        .map_err(|e| fail(ApiError::internal("storing the audio", e)))?;
-    if !written.is_complete() {
-        let _ = tokio::fs::remove_file(&path).await;
+    if !body.is_complete() {
         return Err(fail(ApiError::PayloadTooLarge(format!(
-            "the audio exceeds the size limit of {limit} bytes"
+            "the audio exceeds the size limit of {} bytes",
+            app.settings.upload_limit_bytes
         ))));
     }
-    if written.n.written == 0 {
-        let _ = tokio::fs::remove_file(&path).await;
+    let mut part = body.into_inner();
+    if part.len() == 0 {
         return Err(fail(ApiError::BadRequest("Empty audio data".into())));
     }
+    let path = now::spool_part(app, &mut part).await.map_err(fail)?;
     let audio = Spooled {
         path,
         name: given.0,

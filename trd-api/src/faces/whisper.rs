@@ -20,10 +20,11 @@ use trd_core::domain::{AudioFile, Segment, StartOptions};
 use trd_export::{plain, whisper};
 use utoipa::ToSchema;
 
-use super::now::{self, Export, Slot, Streamed, Whole};
+use super::now::{self, Export, PacedAudio, Streamed, Whole};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::identity::guard::{Access, Operate};
+use crate::identity::paced::Paced;
 use crate::jobs::NowRequest;
 use crate::shapes::Binary;
 
@@ -106,7 +107,6 @@ impl Output {
 pub async fn asr(
     app: &State<App>,
     who: Access<Operate>,
-    slot: Slot,
     output: Option<&str>,
     language: Option<&str>,
     initial_prompt: Option<&str>,
@@ -119,8 +119,9 @@ pub async fn asr(
     vad_filter: Option<bool>,
     keep: Option<bool>,
     batch: Option<&str>,
-    form: Result<Form<AsrForm<'_>>, Errors<'_>>,
+    form: PacedAudio<Result<Form<AsrForm<'_>>, Errors<'_>>>,
 ) -> Result<Streamed<futures::stream::BoxStream<'static, Vec<u8>>>, WhisperError> {
+    let Paced { body: form, slot } = form;
     let _ = (encode, vad_filter);
     let mut form = form.map_err(|e| WhisperError(now::form_error(app, e)))?;
     let output = Output::parse(output)?;
@@ -221,9 +222,11 @@ pub struct DetectedLanguage {
 pub async fn detect_language(
     app: &State<App>,
     _who: Access<Operate>,
-    form: Result<Form<AsrForm<'_>>, Errors<'_>>,
+    form: Paced<Result<Form<AsrForm<'_>>, Errors<'_>>>,
 ) -> Result<Json<DetectedLanguage>, WhisperError> {
-    let form = form.map_err(|e| WhisperError(now::form_error(app, e)))?;
+    let form = form
+        .body
+        .map_err(|e| WhisperError(now::form_error(app, e)))?;
     let Some(audio) = form.audio_file.as_ref() else {
         return Err(WhisperError::bad("the request has no `audio_file`"));
     };

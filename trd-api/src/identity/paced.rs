@@ -1,5 +1,5 @@
-//! Uploads that pace themselves or are dropped: the data guard every upload route reads its
-//! body through.
+//! Uploads that pace themselves or are dropped: the data guard every route that takes audio in
+//! its body reads it through (uploads, submits and the recognize-now faces).
 //!
 //! A client that connects and then sends a byte a second must not hold one of the
 //! `max_concurrent_uploads` slots, or a few hundred of them lock every honest client out. So
@@ -20,14 +20,35 @@ use crate::app::App;
 /// What the first read of a body waits for: Rocket's whole peek buffer.
 const FIRST_BYTES: usize = 512;
 
-/// An upload's body `T`, read under an upload slot that is held until the handler ends.
-pub struct Paced<T> {
+/// What an upload holds while its body is read and handled, taken only once its first bytes
+/// are in: an [`UploadSlot`] for the work directory's uploads, a recognition slot
+/// (`faces::now::Slot`) for the recognize-now faces.
+pub trait Admit: Sized + Send {
+    fn admit(app: &App) -> Result<Self, Refusal>;
+}
+
+/// One of the `max_concurrent_uploads` slots (uploads into the work directory, Speechmatics
+/// submits).
+pub struct UploadSlot {
+    _held: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Admit for UploadSlot {
+    fn admit(app: &App) -> Result<Self, Refusal> {
+        app.identity
+            .upload_slot()
+            .map(|held| UploadSlot { _held: held })
+    }
+}
+
+/// An upload's body `T`, read under a slot `A` that is held until the handler ends.
+pub struct Paced<T, A: Admit = UploadSlot> {
     pub body: T,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    pub slot: A,
 }
 
 #[rocket::async_trait]
-impl<'r, T: FromData<'r> + Send> FromData<'r> for Paced<T> {
+impl<'r, T: FromData<'r> + Send, A: Admit> FromData<'r> for Paced<T, A> {
     type Error = ();
 
     async fn from_data(req: &'r Request<'_>, mut data: Data<'r>) -> data::Outcome<'r, Self> {
@@ -57,7 +78,7 @@ impl<'r, T: FromData<'r> + Send> FromData<'r> for Paced<T> {
                 )),
             );
         }
-        let slot = match app.identity.upload_slot() {
+        let slot = match A::admit(app) {
             Ok(slot) => slot,
             Err(refused) => return refuse(req, refused),
         };
@@ -71,7 +92,7 @@ impl<'r, T: FromData<'r> + Send> FromData<'r> for Paced<T> {
         let allowed = start
             + Duration::from_secs_f64(length as f64 / settings.upload_min_bytes_per_second as f64);
         match tokio::time::timeout(allowed, T::from_data(req, data)).await {
-            Ok(Outcome::Success(body)) => Outcome::Success(Paced { body, _slot: slot }),
+            Ok(Outcome::Success(body)) => Outcome::Success(Paced { body, slot }),
             Ok(Outcome::Error((status, _))) => Outcome::Error((status, ())),
             Ok(Outcome::Forward(forward)) => Outcome::Forward(forward),
             Err(_) => refuse(

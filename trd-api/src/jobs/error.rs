@@ -34,6 +34,14 @@ pub enum JobError {
         #[source]
         source: std::io::Error,
     },
+    /// The work directory is missing (unmounted) or its storage is sick (full, failing, read
+    /// only): the service's trouble, not the request's, and it passes.
+    #[error("{context}")]
+    Storage {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// Every interactive slot is taken: try again after `retry_after` seconds.
     #[error("every recognition slot is busy; try again in {retry_after} s")]
     Busy { retry_after: u64 },
@@ -77,10 +85,13 @@ impl JobError {
         }
     }
 
+    /// An I/O failure: [`JobError::Storage`] when it says the storage is sick.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        JobError::Io {
-            context: context.into(),
-            source,
+        let context = context.into();
+        if trd_core::workdir_files::storage_is_sick(&source) {
+            JobError::Storage { context, source }
+        } else {
+            JobError::Io { context, source }
         }
     }
 }

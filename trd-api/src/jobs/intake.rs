@@ -55,10 +55,10 @@ impl Jobs {
     pub async fn submit(&self, location: &FileLocation, audio: Audio) -> JobResult<AudioFile> {
         // Never onto the file system a missing (unmounted) work directory leaves behind.
         if !trd_core::workdir_files::workdir_present(&self.settings.workdir) {
-            return Err(JobError::io(
-                "the work directory is unavailable (unmounted?)",
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            ));
+            return Err(JobError::Storage {
+                context: "its mark is missing (unmounted?)".into(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
         }
         let spooled = match audio {
             // Registration opens it without following links, and tells a missing file.

@@ -48,13 +48,19 @@ fn is_outage(e: &MongoError) -> bool {
         ErrorKind::ServerSelection { .. }
         | ErrorKind::Io(_)
         | ErrorKind::ConnectionPoolCleared { .. } => true,
-        ErrorKind::Command(c) => OUTAGE_CODES.contains(&c.code) || out_of_space(c.code, &c.message),
+        ErrorKind::Command(c) => {
+            OUTAGE_CODES.contains(&c.code)
+                || out_of_space(c.code, &c.message)
+                || storage_engine_down(&c.message)
+        }
         ErrorKind::Write(WriteFailure::WriteConcernError(w)) => OUTAGE_CODES.contains(&w.code),
-        ErrorKind::Write(WriteFailure::WriteError(w)) => out_of_space(w.code, &w.message),
-        ErrorKind::InsertMany(im) => im
-            .write_errors
-            .as_ref()
-            .is_some_and(|errs| errs.iter().any(|w| out_of_space(w.code, &w.message))),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => {
+            out_of_space(w.code, &w.message) || storage_engine_down(&w.message)
+        }
+        ErrorKind::InsertMany(im) => im.write_errors.as_ref().is_some_and(|errs| {
+            errs.iter()
+                .any(|w| out_of_space(w.code, &w.message) || storage_engine_down(&w.message))
+        }),
         _ => {
             e.contains_label("RetryableWriteError") || e.contains_label("TransientTransactionError")
         }
@@ -69,6 +75,13 @@ fn out_of_space(code: i32, message: &str) -> bool {
     code == OUT_OF_DISK_SPACE
         || message.contains("No space left on device")
         || message.contains("ENOSPC")
+}
+
+/// Whether the server's storage engine has given up (WiredTiger's panic, which a full disk
+/// causes): the server answers nothing until it is restarted, as `mongod` is after aborting.
+/// The database is down, not the request wrong.
+fn storage_engine_down(message: &str) -> bool {
+    message.contains("WT_PANIC")
 }
 
 /// Whether a write failed only because a document with the same unique key exists: for the

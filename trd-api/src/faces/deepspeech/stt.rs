@@ -19,8 +19,9 @@ use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::faces::now::{self, Slot, Streamed, Whole};
+use crate::faces::now::{self, PacedAudio, Streamed, Whole};
 use crate::identity::guard::{Access, Operate};
+use crate::identity::paced::Paced;
 use crate::jobs::{Audio, NowRequest};
 use crate::shapes::Binary;
 
@@ -112,10 +113,9 @@ impl Transcript {
 pub async fn stt(
     app: &State<App>,
     who: Access<Operate>,
-    slot: Slot,
-    form: Result<Form<SttForm<'_>>, form::Errors<'_>>,
+    form: PacedAudio<Result<Form<SttForm<'_>>, form::Errors<'_>>>,
 ) -> Result<Streamed<futures::stream::BoxStream<'static, Vec<u8>>>, DsError> {
-    transcribe(app, &who, slot, form).await
+    transcribe(app, &who, form).await
 }
 
 #[utoipa::path(
@@ -128,19 +128,18 @@ pub async fn stt(
 pub async fn stt_v1(
     app: &State<App>,
     who: Access<Operate>,
-    slot: Slot,
-    form: Result<Form<SttForm<'_>>, form::Errors<'_>>,
+    form: PacedAudio<Result<Form<SttForm<'_>>, form::Errors<'_>>>,
 ) -> Result<Streamed<futures::stream::BoxStream<'static, Vec<u8>>>, DsError> {
-    transcribe(app, &who, slot, form).await
+    transcribe(app, &who, form).await
 }
 
 async fn transcribe(
     app: &App,
     who: &crate::identity::Principal,
-    slot: Slot,
-    form: Result<Form<SttForm<'_>>, form::Errors<'_>>,
+    form: PacedAudio<Result<Form<SttForm<'_>>, form::Errors<'_>>>,
 ) -> Result<Streamed<futures::stream::BoxStream<'static, Vec<u8>>>, DsError> {
     let started = Instant::now();
+    let Paced { body: form, slot } = form;
     let mut form = form.map_err(|e| DsError(now::form_error(app, e)))?;
     let Some(part) = form.audio.as_mut() else {
         return Err(DsError(ApiError::BadRequest("Audio not provided".into())));

@@ -15,8 +15,9 @@ use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use crate::faces::now::{self, Slot, Streamed};
+use crate::faces::now::{self, PacedAudio, Streamed};
 use crate::identity::guard::{Access, Operate};
+use crate::identity::paced::Paced;
 use crate::jobs::NowRequest;
 use crate::shapes::Binary;
 
@@ -53,9 +54,9 @@ enum Channel {
 pub async fn v2t(
     app: &State<App>,
     who: Access<Operate>,
-    slot: Slot,
-    form: Result<Form<FileForm<'_>>, Errors<'_>>,
+    form: PacedAudio<Result<Form<FileForm<'_>>, Errors<'_>>>,
 ) -> ApiResult<Streamed<futures::stream::BoxStream<'static, Vec<u8>>>> {
+    let Paced { body: form, slot } = form;
     let mut form = form.map_err(|e| now::form_error(app, e))?;
     let channel = match form.channel.as_deref().map(str::trim) {
         None | Some("") | Some("downmix") => Channel::Downmix,

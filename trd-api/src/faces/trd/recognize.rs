@@ -16,8 +16,9 @@ use utoipa::ToSchema;
 use super::start_query::StartQuery;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use crate::faces::now::{self, Export, Slot, Streamed, Whole};
+use crate::faces::now::{self, Export, PacedAudio, Streamed, Whole};
 use crate::identity::guard::{Access, Operate};
+use crate::identity::paced::Paced;
 use crate::jobs::NowRequest;
 use crate::shapes::{Binary, TranscriptResult};
 
@@ -49,13 +50,13 @@ pub struct RecognizeForm<'r> {
 pub async fn recognize(
     app: &State<App>,
     who: Access<Operate>,
-    slot: Slot,
     start: StartQuery,
     format: Option<&str>,
     keep: Option<bool>,
     batch: Option<&str>,
-    form: Result<Form<RecognizeForm<'_>>, Errors<'_>>,
+    form: PacedAudio<Result<Form<RecognizeForm<'_>>, Errors<'_>>>,
 ) -> ApiResult<Streamed<futures::stream::BoxStream<'static, Vec<u8>>>> {
+    let Paced { body: form, slot } = form;
     let mut form = form.map_err(|e| now::form_error(app, e))?;
     let export = match format.unwrap_or("json") {
         "json" => None,
