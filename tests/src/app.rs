@@ -275,6 +275,23 @@ impl TestApp {
         self.wait_batch_done(batch, Duration::from_secs(300)).await
     }
 
+    /// Asserts that every record of a disturbed batch (`done`) FINISHED with the text a batch of
+    /// the same `files` gets undisturbed, byte for byte.
+    pub async fn assert_finished_as_undisturbed(
+        &self,
+        done: &[serde_json::Value],
+        files: &[PathBuf],
+    ) {
+        for record in done {
+            assert_eq!(record["control"], "FINISHED", "{record}");
+        }
+        let clean = self.clean_run("clean", files).await;
+        assert_eq!(
+            self.texts_by_name(done).await,
+            self.texts_by_name(&clean).await
+        );
+    }
+
     /// The recognized text of each of `records` (finished files), by file name, sorted.
     pub async fn texts_by_name(&self, records: &[serde_json::Value]) -> Vec<(String, String)> {
         let mut out = Vec::new();

@@ -861,14 +861,7 @@ async fn a_full_database_disk_fails_no_file() {
     mongo.kill();
     mongo.start_again();
     let done = app.wait_batch_done("calls", Duration::from_secs(300)).await;
-    for record in &done {
-        assert_eq!(record["control"], "FINISHED", "{record}");
-    }
-    let clean = app.clean_run("clean", &clips).await;
-    assert_eq!(
-        app.texts_by_name(&done).await,
-        app.texts_by_name(&clean).await
-    );
+    app.assert_finished_as_undisturbed(&done, &clips).await;
 }
 
 /// The database refuses the record after the upload's file took its name (here a unique index
@@ -966,14 +959,7 @@ async fn an_unmounted_work_directory_holds_its_files_until_it_is_back() {
     // Back: every file finishes, as the same clips do in a batch that never lost its disk.
     assert!(mount.attach());
     let done = app.wait_batch_done("calls", Duration::from_secs(120)).await;
-    for record in &done {
-        assert_eq!(record["control"], "FINISHED", "{record}");
-    }
-    let clean = app.clean_run("clean", &clips).await;
-    assert_eq!(
-        app.texts_by_name(&done).await,
-        app.texts_by_name(&clean).await
-    );
+    app.assert_finished_as_undisturbed(&done, &clips).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1007,12 +993,5 @@ async fn a_normalizer_stopped_for_ninety_seconds_costs_no_file() {
     let done = app
         .wait_batch_done("stopped", Duration::from_secs(300))
         .await;
-    for record in &done {
-        assert_eq!(record["control"], "FINISHED", "{record}");
-    }
-    let clean = app.clean_run("clean", &clips).await;
-    assert_eq!(
-        app.texts_by_name(&done).await,
-        app.texts_by_name(&clean).await
-    );
+    app.assert_finished_as_undisturbed(&done, &clips).await;
 }

@@ -64,6 +64,29 @@ async fn progressed(app: &TestApp, batch: &str, n: usize) {
     .await
 }
 
+/// Asserts that every record FINISHED with as many segments as it counts, none twice.
+async fn assert_each_segment_once(app: &TestApp, done: &[Value]) {
+    for record in done {
+        assert_eq!(record["control"], "FINISHED", "{record}");
+        let id = mongodb::bson::oid::ObjectId::parse_str(record["_id"].as_str().unwrap()).unwrap();
+        let segments = app.store.segments_of(id).await.unwrap();
+        assert_eq!(
+            segments.len() as i64,
+            record["total_segments"].as_i64().unwrap(),
+            "{record}"
+        );
+        let distinct: HashSet<_> = segments
+            .iter()
+            .map(|s| (s.channel, (s.start * 1000.0) as i64))
+            .collect();
+        assert_eq!(
+            distinct.len(),
+            segments.len(),
+            "duplicate segments: {record}"
+        );
+    }
+}
+
 /// How long each dependency stays dead.
 const DOWN: Duration = Duration::from_secs(30);
 
@@ -142,34 +165,12 @@ async fn the_batch_survives_a_broker_restart_and_a_database_restart() {
 
     let done = app.wait_batch_done("calls", Duration::from_secs(420)).await;
     println!("batch done at {:.1} s", started.elapsed().as_secs_f64());
-    for record in &done {
-        assert_eq!(record["control"], "FINISHED", "{record}");
-        let id = mongodb::bson::oid::ObjectId::parse_str(record["_id"].as_str().unwrap()).unwrap();
-        let segments = app.store.segments_of(id).await.unwrap();
-        assert_eq!(
-            segments.len() as i64,
-            record["total_segments"].as_i64().unwrap(),
-            "{record}"
-        );
-        let distinct: HashSet<_> = segments
-            .iter()
-            .map(|s| (s.channel, (s.start * 1000.0) as i64))
-            .collect();
-        assert_eq!(
-            distinct.len(),
-            segments.len(),
-            "duplicate segments: {record}"
-        );
-    }
+    assert_each_segment_once(&app, &done).await;
     let probe_done = app.wait_batch_done("probe", Duration::from_secs(120)).await;
     assert_eq!(probe_done[0]["control"], "FINISHED");
 
     // The same files in a batch that met no outage: the same text, byte for byte.
-    let clean = app.clean_run("clean", &files).await;
-    assert_eq!(
-        app.texts_by_name(&done).await,
-        app.texts_by_name(&clean).await
-    );
+    app.assert_finished_as_undisturbed(&done, &files).await;
     drop(app);
     rabbit.stop();
     mongo.stop();
@@ -202,20 +203,7 @@ async fn a_consumer_timeout_shorter_than_the_work_costs_no_file() {
         timeouts > 0,
         "the broker never timed a delivery out:\n{log}"
     );
-    for record in &done {
-        assert_eq!(record["control"], "FINISHED", "{record}");
-        let id = mongodb::bson::oid::ObjectId::parse_str(record["_id"].as_str().unwrap()).unwrap();
-        let segments = app.store.segments_of(id).await.unwrap();
-        let distinct: HashSet<_> = segments
-            .iter()
-            .map(|s| (s.channel, (s.start * 1000.0) as i64))
-            .collect();
-        assert_eq!(
-            distinct.len(),
-            segments.len(),
-            "duplicate segments: {record}"
-        );
-    }
+    assert_each_segment_once(&app, &done).await;
 
     // The same files through the shared broker, whose timeout is a day.
     let clean_app = trd_tests::app::spawn_app(Workers::InProcess).await;
