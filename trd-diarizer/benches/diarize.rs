@@ -115,6 +115,30 @@ fn main() {
         print_row(file, seconds, &r, speaker_count(&r.turns), &report);
     }
 
+    // Short recordings, one file each, as a contact centre's batch holds them: every recording
+    // of `ko/`. Their cost per second of audio is what a batch of calls pays.
+    let clips = short_recordings();
+    let (mut audio, mut cpu, mut wall) = (0.0, Duration::ZERO, Duration::ZERO);
+    for clip in &clips {
+        let channels = read_channels(clip);
+        audio += channels[0].len() as f64 / RATE as f64;
+        let r = run(&channels);
+        cpu += r.cpu;
+        wall += r.wall;
+    }
+    println!(
+        "{:<32} {:>8.1} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9.4} {:>8.2}",
+        format!("{} short recordings, one by one", clips.len()),
+        audio,
+        "",
+        "",
+        "",
+        "",
+        "",
+        cpu.as_secs_f64() / audio,
+        wall.as_secs_f64() / cpu.as_secs_f64(),
+    );
+
     // The 30-minute file: the three dialogues over and over, references shifted to match.
     let mut long = Vec::new();
     let mut long_reference: Vec<SpeakerTurn> = Vec::new();
@@ -156,6 +180,25 @@ fn main() {
         100.0 * share
     );
     println!("targets: CPU RTF <= 0.020; wall/CPU <= 0.6 on 2 cores for the long file; DER <= 10 % (collar {COLLAR} s)");
+}
+
+/// Every WAV recording under `ko/` of the shared data, in name order.
+fn short_recordings() -> Vec<std::path::PathBuf> {
+    let ko = dialogues_dir().parent().unwrap().join("ko");
+    let mut out: Vec<std::path::PathBuf> = std::fs::read_dir(&ko)
+        .unwrap()
+        .flatten()
+        .flat_map(|folder| {
+            std::fs::read_dir(folder.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    out.sort();
+    out
 }
 
 fn names(turns: &[SpeakerTurn]) -> usize {
