@@ -148,11 +148,11 @@ impl DenseLayer {
         })
     }
 
-    /// Appends this layer's GROWTH channels to `x` (channels × len).
-    fn forward(&self, x: &mut Vec<f32>, len: usize) {
-        let mut input = x.clone();
-        self.norm1.apply(&mut input, true);
-        let (mut h, _) = self.bottleneck.forward1d(&input, len, 1, 0, 1);
+    /// Appends this layer's GROWTH channels to `x` (channels × len). `scratch` holds the
+    /// normalised input; it is reused from layer to layer rather than allocated for each.
+    fn forward(&self, x: &mut Vec<f32>, len: usize, scratch: &mut Vec<f32>) {
+        self.norm1.apply_into(x, scratch, true);
+        let (mut h, _) = self.bottleneck.forward1d(scratch, len, 1, 0, 1);
         self.norm2.apply(&mut h, true);
         let (mut y, _) = self
             .local
@@ -285,9 +285,12 @@ impl CamPlusPlus {
         // Channels × height stack into one axis: 32 × 10 rows of `frames`.
         let (mut x, len) = self.tdnn.forward1d(&x, frames, 2, 2, 1);
         relu(&mut x);
+        let mut scratch = Vec::new();
         for (layers, transit) in &self.blocks {
+            // The block's channels grow by GROWTH a layer: room for all of them at once.
+            x.reserve(layers.len() * GROWTH * len);
             for layer in layers {
-                layer.forward(&mut x, len);
+                layer.forward(&mut x, len, &mut scratch);
             }
             transit.norm.apply(&mut x, true);
             x = transit.linear.forward1d(&x, len, 1, 0, 1).0;

@@ -136,6 +136,21 @@ impl Affine {
         }
     }
 
+    /// [`Self::apply`] of `x` written into `out` (resized to fit): one pass over the data
+    /// instead of a copy and a pass.
+    pub fn apply_into(&self, x: &[f32], out: &mut Vec<f32>, relu: bool) {
+        let len = x.len() / self.scale.len();
+        out.clear();
+        out.reserve(x.len());
+        for ((row, &scale), &shift) in x.chunks_exact(len).zip(&self.scale).zip(&self.shift) {
+            if relu {
+                out.extend(row.iter().map(|v| (v * scale + shift).max(0.0)));
+            } else {
+                out.extend(row.iter().map(|v| v * scale + shift));
+            }
+        }
+    }
+
     /// Folds this normalisation into the convolution before it, which then needs no separate pass.
     pub fn fold_into(&self, conv: &mut Conv) {
         let per_out = conv.weight.len() / self.scale.len();
