@@ -102,6 +102,39 @@ impl PrivateMongo {
         uri("mongo_uri", &self.credentials().join("mongodb"), self.port)
     }
 
+    /// The administrator's URI (role root): for a test that reads the server's own counters.
+    pub fn admin_uri(&self) -> String {
+        uri(
+            "mongo_uri",
+            &self.credentials().join("mongodb-admin"),
+            self.port,
+        )
+    }
+
+    /// How many queries (finds) the server has answered on `database.collection`, from its
+    /// `top` command.
+    pub async fn queries_on(&self, database: &str, collection: &str) -> i64 {
+        let client = mongodb::Client::with_uri_str(self.admin_uri())
+            .await
+            .expect("the administrator connects");
+        let top = client
+            .database("admin")
+            .run_command(mongodb::bson::doc! {"top": 1})
+            .await
+            .expect("top");
+        let namespace = format!("{database}.{collection}");
+        top.get_document("totals")
+            .ok()
+            .and_then(|t| t.get_document(&namespace).ok())
+            .and_then(|n| n.get_document("queries").ok())
+            .and_then(|q| match q.get("count") {
+                Some(mongodb::bson::Bson::Int32(n)) => Some(i64::from(*n)),
+                Some(mongodb::bson::Bson::Int64(n)) => Some(*n),
+                _ => None,
+            })
+            .unwrap_or(0)
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.join("data")
     }

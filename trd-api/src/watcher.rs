@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use trd_core::domain::FileLocation;
@@ -26,6 +27,9 @@ pub async fn watch(store: Store, settings: std::sync::Arc<Settings>, shutdown: C
     let events_tx = tx.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
+            if !may_change_a_file(&event.kind) {
+                return;
+            }
             for path in event.paths {
                 let _ = events_tx.send(path);
             }
@@ -88,6 +92,18 @@ pub async fn watch(store: Store, settings: std::sync::Arc<Settings>, shutdown: C
                 }
             }
         }
+    }
+}
+
+/// Whether an event can mean a file's content changed. Opening or reading a file cannot, and
+/// the service opens files all the time (registration itself reads a file to hash it, the
+/// normalizer decodes it): taken as changes, those events sent every file just registered
+/// back to registration, which opened it again, for as long as the service ran.
+fn may_change_a_file(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
     }
 }
 

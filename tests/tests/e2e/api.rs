@@ -110,3 +110,49 @@ fn md5sum(bytes: &[u8]) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// Opening and reading files is not changing them. The service opens files all the time
+/// (registration hashes them, the normalizer decodes them, a ZIP reads them): once the events
+/// of those opens sent every registered file back to registration, which opened it again, so
+/// each file was looked up in MongoDB every few hundred milliseconds for as long as the
+/// service ran (hundreds of queries a second for a contact centre's batch). Here 20 registered
+/// files are read over and over: the database hears next to nothing about them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_registered_files_does_not_send_them_back_to_registration() {
+    let services = tempfile::tempdir().unwrap();
+    let mongo = trd_tests::services::PrivateMongo::start(&services.path().join("mongo"));
+    let app = trd_tests::app::spawn_app_with(Workers::None, |s| s.mongodb_uri = mongo.uri()).await;
+    let clips: Vec<_> = trd_tests::data::references("ko/zeroth-104")
+        .keys()
+        .map(|f| trd_tests::data::path("ko/zeroth-104").join(f))
+        .collect();
+    let mut files = Vec::new();
+    for batch in ["a", "b"] {
+        app.copy_into_batch(batch, &clips[..10]);
+        files.extend(
+            clips[..10]
+                .iter()
+                .map(|c| app.workdir().join(batch).join(c.file_name().unwrap())),
+        );
+    }
+    app.wait_registered("a", 10).await;
+    app.wait_registered("b", 10).await;
+    // Whatever registration is still settling.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+
+    let database = app.settings.database.clone();
+    let before = mongo.queries_on(&database, "audiofiles").await;
+    for _ in 0..8 {
+        for file in &files {
+            std::fs::read(file).unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let queries = mongo.queries_on(&database, "audiofiles").await - before;
+    // The API's own sweeps read the collection a few times a second; 20 files looked up again
+    // after each of 8 readings would be 160 at the least.
+    println!("queries on audiofiles over 4 s of reading: {queries}");
+    assert!(queries < 40, "{queries} queries while nothing changed");
+    let listed = app.get_ok("/trd/audiofile/list/batch/a").await;
+    assert_eq!(listed.as_array().unwrap().len(), 10);
+}
