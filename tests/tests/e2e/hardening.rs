@@ -840,6 +840,25 @@ async fn a_full_database_disk_fails_no_file() {
     app.get_ok("/trd/transcription/start/batch/calls").await;
     // The disk is full while the normalizer writes the batch's audio into the database.
     let filler = fill_up(&disk);
+    // The server keeps some journal allocated ahead; what a busy database writes meets the
+    // full disk at once, whatever the pace of the batch on a loaded machine.
+    let scratch = app
+        .store
+        .database()
+        .collection::<mongodb::bson::Document>("test_filler");
+    let block = mongodb::bson::Binary {
+        subtype: mongodb::bson::spec::BinarySubtype::Generic,
+        bytes: vec![7u8; 1 << 20],
+    };
+    for _ in 0..256 {
+        if scratch
+            .insert_one(doc! {"block": block.clone()})
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
     let refused = app
         .eventually(
             "the database to refuse",
