@@ -207,6 +207,27 @@ impl TestApp {
     }
 
     /// A client that presents the admin key on every request.
+    /// Uploads `audio` as `name` into `batch` (as the admin): the answer's status and body.
+    pub async fn upload(&self, batch: &str, name: &str, audio: Vec<u8>) -> (u16, String) {
+        let form = reqwest::multipart::Form::new()
+            .text("batch", batch.to_owned())
+            .part(
+                "files",
+                reqwest::multipart::Part::bytes(audio).file_name(name.to_owned()),
+            );
+        let response = self
+            .admin()
+            .post(self.url("/trd/audiofile/upload"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request");
+        (
+            response.status().as_u16(),
+            response.text().await.expect("a body"),
+        )
+    }
+
     pub fn admin(&self) -> reqwest::Client {
         self.client_with_key(&self.admin_key())
     }
@@ -282,13 +303,33 @@ impl TestApp {
         done: &[serde_json::Value],
         files: &[PathBuf],
     ) {
-        for record in done {
-            assert_eq!(record["control"], "FINISHED", "{record}");
-        }
+        let unfinished: Vec<String> = done
+            .iter()
+            .filter(|r| r["control"] != "FINISHED")
+            .map(|r| {
+                format!(
+                    "{} {} {}: {}",
+                    r["filename"], r["control"], r["status"], r["error"]
+                )
+            })
+            .collect();
+        assert!(unfinished.is_empty(), "not FINISHED: {unfinished:#?}");
         let clean = self.clean_run("clean", files).await;
-        assert_eq!(
+        let (disturbed, undisturbed) = (
             self.texts_by_name(done).await,
-            self.texts_by_name(&clean).await
+            self.texts_by_name(&clean).await,
+        );
+        let differing: Vec<_> = disturbed
+            .iter()
+            .zip(&undisturbed)
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert!(
+            differing.is_empty() && disturbed.len() == undisturbed.len(),
+            "{} of {} files differ from an undisturbed batch ({} files): (disturbed, undisturbed) {differing:#?}",
+            differing.len(),
+            disturbed.len(),
+            undisturbed.len()
         );
     }
 

@@ -14,20 +14,7 @@ use trd_tests::data;
 /// Uploads a clip as `name` into `batch`: the status and the body.
 async fn upload(app: &TestApp, batch: &str, name: &str) -> (u16, String) {
     let audio = std::fs::read(data::path("ko/zeroth-104/104_003_0019.wav")).unwrap();
-    let form = reqwest::multipart::Form::new()
-        .text("batch", batch.to_owned())
-        .part(
-            "files",
-            reqwest::multipart::Part::bytes(audio).file_name(name.to_owned()),
-        );
-    let response = app
-        .admin()
-        .post(app.url("/trd/audiofile/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+    app.upload(batch, name, audio).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
