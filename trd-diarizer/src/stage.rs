@@ -122,6 +122,10 @@ async fn diarize_file(
         })
         .collect();
     let total_speech: f64 = segments.iter().map(Segment::duration).sum();
+    // Replacing deletes what an earlier attempt stored: only while this attempt holds the
+    // file, or a stalled attempt that lost it would wipe (or double) the segments of the one
+    // that took over.
+    ctx.still_holding(&record).await?;
     ctx.store.replace_segments(record.id, &segments).await?;
     Ok(doc! {
         "total_segments": segments.len() as i64,

@@ -98,7 +98,10 @@ async fn normalize_record(
         Err(refused) => return Err(RecordFault::Refused(refused).into()),
     };
     let file = unchanged_since_registration(&record, file, &path).await?;
-    // A redone normalization starts from nothing: chunks of an interrupted attempt go first.
+    // A redone normalization starts from nothing: chunks of an interrupted attempt go first
+    // (while this attempt holds the file: a stalled one that lost it must not delete the PCM
+    // of the attempt that took over).
+    ctx.still_holding(&record).await?;
     ctx.store.delete_pcm(record.id).await?;
 
     let (tx, mut rx) = mpsc::channel::<Vec<Vec<i16>>>(4);
@@ -127,6 +130,7 @@ async fn normalize_record(
             // What was stored of audio the file does not get is dropped at once, not at the
             // next retention sweep: that is what bounds a decompression bomb's cost.
             if !refused.is_transient() {
+                ctx.still_holding(&record).await?;
                 ctx.store.delete_pcm(record.id).await?;
             }
             return Err(refused.into());
@@ -136,6 +140,7 @@ async fn normalize_record(
         writer.finish().await?;
     }
     if report.redundant {
+        ctx.still_holding(&record).await?;
         ctx.store.delete_pcm_channels_after(record.id, 1).await?;
     }
     for warning in &report.warnings {

@@ -362,6 +362,20 @@ impl Store {
             .store()
     }
 
+    /// Whether `holder` holds the file's lease now (and it has not run out).
+    pub async fn holds_lease(&self, id: ObjectId, holder: &str) -> StoreResult<bool> {
+        let held = self
+            .audiofiles
+            .clone_with_type::<Document>()
+            .find_one(
+                doc! {"_id": id, "lease.owner": holder, "lease.until": {"$gt": DateTime::now()}},
+            )
+            .projection(doc! {"_id": 1})
+            .await
+            .store()?;
+        Ok(held.is_some())
+    }
+
     /// Extends the lease of a worker still busy with a file. `false`: the lease was lost (the
     /// file was deleted, reset, or taken over), so the work in hand must be abandoned.
     pub async fn renew_lease(&self, id: ObjectId, owner: &str, ttl: Duration) -> StoreResult<bool> {

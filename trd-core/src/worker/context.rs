@@ -9,10 +9,11 @@ use mongodb::bson::oid::ObjectId;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::domain::{Lane, Stage};
+use crate::domain::{AudioFile, Lane, Stage};
 use crate::logging::ErrorChain;
 use crate::queue::{Queue, QueueResult, WorkItem};
 use crate::store::Store;
+use crate::worker::StageFailure;
 
 /// Everything a stage handler may use.
 #[derive(Clone)]
@@ -44,6 +45,27 @@ impl WorkerContext {
         })
     }
 
+    /// The lease holder of one claim: the worker, and which of its claims. Two attempts at the
+    /// same file in one process (a message handled while a redelivered copy of it is) hold
+    /// different leases, so neither can renew, commit or fence as the other.
+    pub fn claim_holder(&self) -> String {
+        format!("{}/{}", self.owner, ObjectId::new().to_hex())
+    }
+
+    /// Fails with [`StageFailure::Superseded`] unless `record`'s claim still holds its lease:
+    /// what a stage checks before it deletes or replaces what an attempt stores for the file,
+    /// so that an attempt whose lease ran out never wipes the work of the one that took over.
+    pub async fn still_holding(&self, record: &AudioFile) -> Result<(), StageFailure> {
+        let Some(lease) = &record.lease else {
+            return Err(StageFailure::Superseded);
+        };
+        if self.store.holds_lease(record.id, &lease.owner).await? {
+            Ok(())
+        } else {
+            Err(StageFailure::Superseded)
+        }
+    }
+
     pub fn lease_ttl(&self) -> Duration {
         Duration::from_secs(self.settings.lease_seconds)
     }
@@ -60,12 +82,17 @@ impl WorkerContext {
 
     /// Keeps the file's lease alive while `work` runs. Resolves to `None` if the lease was lost
     /// (the file was deleted, reset, or taken over): the work's result must then be dropped.
-    pub async fn with_file_lease<F: Future>(&self, file: ObjectId, work: F) -> Option<F::Output> {
+    pub async fn with_file_lease<F: Future>(
+        &self,
+        file: ObjectId,
+        holder: &str,
+        work: F,
+    ) -> Option<F::Output> {
         let ttl = self.lease_ttl();
         let renew = async {
             loop {
                 tokio::time::sleep(ttl / 3).await;
-                match self.store.renew_lease(file, &self.owner, ttl).await {
+                match self.store.renew_lease(file, holder, ttl).await {
                     Ok(true) | Err(_) => continue,
                     Ok(false) => return,
                 }

@@ -26,6 +26,11 @@ pub enum StageFailure {
     /// does not count as an attempt.
     #[error("a dependency is down")]
     Outage(#[source] Outage),
+    /// Another attempt took the file over while this one worked on it (this one's lease ran
+    /// out: its worker stalled, or MongoDB was away for longer than a lease). The attempt
+    /// writes nothing more and its message is done: the file is the other attempt's.
+    #[error("another attempt took the file over")]
+    Superseded,
 }
 
 /// Which dependency is down.
@@ -99,7 +104,7 @@ pub enum Disposition {
 impl Disposition {
     pub fn of(outcome: &Result<(), StageFailure>) -> Self {
         match outcome {
-            Ok(()) | Err(StageFailure::FileFault(_)) => Disposition::Ack,
+            Ok(()) | Err(StageFailure::FileFault(_) | StageFailure::Superseded) => Disposition::Ack,
             Err(StageFailure::Attempt(_)) => Disposition::Retry,
             Err(StageFailure::Outage(_)) => Disposition::Wait,
         }
@@ -125,6 +130,10 @@ mod tests {
         assert_eq!(
             Disposition::of(&Err(StageFailure::attempt(timeout))),
             Disposition::Retry
+        );
+        assert_eq!(
+            Disposition::of(&Err(StageFailure::Superseded)),
+            Disposition::Ack
         );
         let outage = StoreError::from_mongo(std::io::Error::other("no primary").into());
         assert!(outage.is_unavailable());

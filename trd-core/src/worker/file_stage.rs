@@ -31,9 +31,10 @@ where
         tracing::warn!(stage = %stage, "ignoring a segment message on a file queue");
         return Ok(());
     };
+    let holder = ctx.claim_holder();
     let Some(record) = ctx
         .store
-        .claim_stage(file, stage, &ctx.owner, ctx.lease_ttl())
+        .claim_stage(file, stage, &holder, ctx.lease_ttl())
         .await?
     else {
         return stale_file_hint(ctx, stage, file, job.redelivered).await;
@@ -41,28 +42,33 @@ where
     tracing::info!(file = %file, status = %stage.active_status(), "stage started");
     let started = Instant::now();
     let limit = Duration::from_secs(ctx.settings.stage_timeout_seconds);
-    let outcome = match tokio::time::timeout(limit, ctx.with_file_lease(file, work(record))).await {
-        Ok(outcome) => outcome,
-        Err(_) => Some(Err(StageFailure::attempt(StageTimeout { stage, limit }))),
-    };
+    let outcome =
+        match tokio::time::timeout(limit, ctx.with_file_lease(file, &holder, work(record))).await {
+            Ok(outcome) => outcome,
+            Err(_) => Some(Err(StageFailure::attempt(StageTimeout { stage, limit }))),
+        };
     let results = match outcome {
         None => {
             tracing::warn!(file = %file, stage = %stage, "lost the file while working on it; dropping the result");
             return discard_if_gone(ctx, file).await;
         }
         Some(Ok(results)) => results,
+        Some(Err(StageFailure::Superseded)) => {
+            tracing::warn!(file = %file, stage = %stage, "another attempt took the file over; dropping this one's work");
+            return discard_if_gone(ctx, file).await;
+        }
         Some(Err(failure @ StageFailure::FileFault(_))) => {
-            return fail_file(ctx, stage, file, &failure, Some(&ctx.owner)).await;
+            return fail_file(ctx, stage, file, &failure, Some(&holder)).await;
         }
         Some(Err(failure)) => {
             // The lease goes at once, so the next attempt need not wait for it to run out.
-            let _ = ctx.store.release_stage(file, &ctx.owner).await;
+            let _ = ctx.store.release_stage(file, &holder).await;
             return Err(failure);
         }
     };
     let Some(done) = ctx
         .store
-        .complete_stage(file, stage, &ctx.owner, results)
+        .complete_stage(file, stage, &holder, results)
         .await?
     else {
         return discard_if_gone(ctx, file).await;

@@ -233,3 +233,35 @@ async fn an_expired_lease_lets_another_worker_take_the_file_over() {
         .unwrap()
         .is_some());
 }
+
+/// What a stage checks before it deletes or replaces what it stores for a file: a lease that
+/// ran out is nobody's, and once another worker took the file over only that one holds it, so
+/// a stalled attempt can never wipe the work of the one that took over.
+#[tokio::test]
+async fn a_lease_that_ran_out_is_held_by_whoever_took_the_file_over() {
+    let store = fresh_store().await;
+    let id = running_file(&store, "a.wav").await;
+    store
+        .claim_stage(id, Stage::Normalize, "stalled/1", SHORT)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.holds_lease(id, "stalled/1").await.unwrap());
+    assert!(!store.holds_lease(id, "stalled/2").await.unwrap());
+    outlive_short_leases().await;
+    assert!(!store.holds_lease(id, "stalled/1").await.unwrap());
+    store
+        .claim_stage(id, Stage::Normalize, "other/1", LONG)
+        .await
+        .unwrap()
+        .expect("the file is taken over");
+    assert!(store.holds_lease(id, "other/1").await.unwrap());
+    assert!(!store.holds_lease(id, "stalled/1").await.unwrap());
+    // Nor can the stalled attempt renew or commit once it wakes.
+    assert!(!store.renew_lease(id, "stalled/1", LONG).await.unwrap());
+    assert!(store
+        .complete_stage(id, Stage::Normalize, "stalled/1", doc! {})
+        .await
+        .unwrap()
+        .is_none());
+}
