@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the recognizer benchmark need on top of provision.sh's: ffmpeg (the
-# tests' odd audio formats), Debian's Chromium and its WebDriver (the Swagger UI browser test),
+# tests' odd audio formats), Debian's Chromium and its WebDriver (the Swagger UI and console
+# browser tests, with Korean fonts for the console's screenshots),
 # Prometheus's promtool (the strict check of /trd/metrics, taken from Debian's prometheus package
 # into $TRD_CACHE/promtool: installing the package would start a Prometheus server on machines
 # with systemd), a Python virtual environment of API checkers and real clients (with the `vosk`
@@ -22,6 +23,8 @@ test_packages() {
   command -v ffmpeg >/dev/null || echo ffmpeg
   command -v chromium >/dev/null || echo chromium
   command -v chromedriver >/dev/null || echo chromium-driver
+  # Korean glyphs for the console's screenshots of Korean transcripts.
+  [ -d /usr/share/fonts/truetype/nanum ] || echo fonts-nanum
   python3 -c 'import venv, ensurepip' 2>/dev/null || echo python3-venv
 }
 

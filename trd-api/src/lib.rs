@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod json_array;
 pub mod metrics;
 pub mod openapi;
+pub mod ranged;
 pub mod registry;
 pub mod routes;
 pub mod shapes;
@@ -121,6 +122,8 @@ pub async fn build(
             "/trd",
             rocket::routes![routes::operations::health, routes::operations::metrics],
         )
+        .mount("/trd", faces::console::data_routes())
+        .mount("/", faces::console::routes())
         .mount("/", openapi::routes())
         .mount("/", faces::deepspeech::routes())
         .mount("/", faces::nanotrix::routes())

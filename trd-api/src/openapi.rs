@@ -112,6 +112,10 @@ impl Modify for ErrorResponses {
     ),
     paths(
         crate::faces::trd::audiofile::get_record,
+        crate::faces::trd::audio::audio,
+        crate::faces::console::data::me,
+        crate::faces::console::data::batches,
+        crate::faces::console::data::files,
         crate::faces::trd::audiofile::list_all,
         crate::faces::trd::audiofile::list_batch,
         crate::faces::trd::audiofile::create_file,
@@ -151,6 +155,7 @@ impl Modify for ErrorResponses {
         (name = "webhook", description = "Callback targets"),
         (name = "operations", description = "Health and metrics"),
         (name = "auth", description = "API keys, users and the audit trail (admin)"),
+        (name = "console", description = "What the operator console reads beside the routes above"),
     )
 )]
 struct ApiDoc;

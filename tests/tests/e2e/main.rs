@@ -6,6 +6,7 @@
 mod api;
 mod chaos;
 mod cli;
+mod console;
 mod fuzz;
 mod hardening;
 mod identity;

@@ -5,6 +5,7 @@
 //!
 //! - [`trd`]: TRD's own folder-batch API under `/trd` (`../shared/reference/trd-api.md`), with
 //!   its key, user and audit routes.
+//! - [`console`]: the operator console, a web page over the routes above (`/trd/ui`).
 //! - [`deepspeech`]: the DeepSpeech REST API's users, tokens and HTTP recognition (both
 //!   route layouts).
 //! - [`nanotrix`]: Nanotrix log-in, task tokens and the file recognition API.
@@ -16,6 +17,7 @@
 //!   [`vosk`] (vosk-server's `/asr/ws`); Speechmatics real-time (`/v2`) and DeepSpeech's
 //!   `/stt/ws` and `/stt/mic` live with the rest of those faces.
 
+pub mod console;
 pub mod deepspeech;
 pub mod live;
 pub mod nanotrix;

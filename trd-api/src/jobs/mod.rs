@@ -10,6 +10,7 @@
 //!   atomic store transition first, then the queue (or the webhooks) told.
 //! - [`Jobs::record`], [`Jobs::result`], [`Jobs::follow`] ([`follow`]): the job and its
 //!   result in the domain model, now or as it grows.
+//! - [`Jobs::open_audio`] ([`listen`]): the job's original audio, for listening.
 //! - [`Jobs::admit`], [`Jobs::recognize_now`] ([`now`]): a request that waits for its own
 //!   transcript, in the interactive lane, as a [`LiveJob`] whose result streams in order.
 //! - [`Jobs::open_stream`] ([`live`]): a live stream, its audio relayed as it comes to a
@@ -23,6 +24,7 @@ mod error;
 mod follow;
 mod intake;
 mod lifecycle;
+mod listen;
 mod live;
 mod now;
 mod options;

@@ -51,7 +51,10 @@ pub struct RecentWork {
     pub done: f64,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(value: Option<&Bson>, what: &str) -> StoreResult<T> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(
+    value: Option<&Bson>,
+    what: &str,
+) -> StoreResult<T> {
     let value = value.cloned().unwrap_or(Bson::Null);
     bson::from_bson(value.clone())
         .map_err(|e| StoreError::Malformed(format!("{what} {value}: {e}")))

@@ -2,6 +2,7 @@
 //! module per endpoint group. Its JSON shapes are [`crate::shapes`].
 //!
 //! - [`audiofile`]: records, registration of files on disk, deletion;
+//! - [`audio`]: a file's original audio, with Range requests;
 //! - [`upload`]: files uploaded into the work directory;
 //! - [`transcription`]: start, stop, reset, status and results;
 //! - [`start_query`]: the start parameters (`lm.uri`, `hints.words`, `webhook`…);
@@ -9,6 +10,7 @@
 //! - [`query`]: raw records as newline-delimited JSON;
 //! - [`recognize`]: one file recognized while the caller waits.
 
+pub mod audio;
 pub mod audiofile;
 pub mod auth;
 pub mod query;
@@ -28,6 +30,7 @@ use crate::identity::Principal;
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![
         audiofile::get_record,
+        audio::audio,
         audiofile::list_all,
         audiofile::list_batch,
         audiofile::create_file,
