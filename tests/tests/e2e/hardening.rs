@@ -799,9 +799,10 @@ fn fill_up(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-/// MongoDB's storage fills up mid-batch. The storage engine gives up (WiredTiger panics, as
-/// `mongod` aborts) and answers nothing but errors until space is freed and the server
-/// restarted: meanwhile the API answers 503 naming MongoDB and the workers hold their files.
+/// MongoDB's storage fills up mid-batch. The storage engine refuses writes, or gives up
+/// altogether (WiredTiger panics, as `mongod` aborts) and answers nothing but errors until
+/// space is freed and the server restarted: meanwhile a write through the API answers 503
+/// naming MongoDB and the workers hold their files.
 /// After the restart every file finishes with the text of a batch that never met a full disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_database_disk_fails_no_file() {
@@ -837,30 +838,34 @@ async fn a_full_database_disk_fails_no_file() {
         subtype: mongodb::bson::spec::BinarySubtype::Generic,
         bytes: vec![7u8; 1 << 20],
     };
+    let mut refusal = None;
     for _ in 0..256 {
-        if scratch
-            .insert_one(doc! {"block": block.clone()})
-            .await
-            .is_err()
-        {
+        if let Err(e) = scratch.insert_one(doc! {"block": block.clone()}).await {
+            refusal = Some(e);
             break;
         }
     }
-    let refused = app
-        .eventually(
-            "the database to refuse",
-            Duration::from_secs(60),
-            || async {
-                let (status, body) = app.get("/trd/audiofile/list/batch/calls").await;
-                (status != 200).then_some((status, body))
-            },
-        )
-        .await;
-    assert_eq!(refused.0, 503, "{}", refused.1);
-    assert!(refused.1.to_string().contains("MongoDB"), "{}", refused.1);
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let (status, body) = app.get("/trd/audiofile/list/batch/calls").await;
-    assert_eq!(status, 503, "still full: {body}");
+    let refusal = refusal.expect("the database took 256 MB more on a full disk");
+    // Whether the storage engine gives up at once (WiredTiger panics when its journal cannot
+    // be written) or refuses only the writes that need new space depends on which write meets
+    // the full disk first. Either way an API call is answered, or refused with 503 naming
+    // MongoDB: never a 500, and no file fails (checked at the end).
+    let (status, body) = upload(&app, "probe", "while-full.wav").await;
+    assert!(
+        status == 200 || (status == 503 && body.contains("MongoDB")),
+        "an upload while full ({refusal}): {status} {body}"
+    );
+    if status != 200 {
+        assert!(!app.workdir().join("probe/while-full.wav").exists());
+    }
+    for _ in 0..20 {
+        let (status, body) = app.get("/trd/audiofile/list/batch/calls").await;
+        assert!(
+            status == 200 || (status == 503 && body.to_string().contains("MongoDB")),
+            "a listing while full: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // Space is freed and the database restarted, as an operator does.
     std::fs::remove_file(filler).unwrap();

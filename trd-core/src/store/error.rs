@@ -39,6 +39,9 @@ const OUTAGE_CODES: [i32; 13] = [
     6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 10058,
 ];
 
+/// The server's code for a connection it could not authenticate.
+const AUTHENTICATION_FAILED: i32 = 18;
+
 /// The server's code for a write that would break a unique index.
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -48,8 +51,14 @@ fn is_outage(e: &MongoError) -> bool {
         ErrorKind::ServerSelection { .. }
         | ErrorKind::Io(_)
         | ErrorKind::ConnectionPoolCleared { .. } => true,
+        // A new connection the server cannot authenticate: its storage has given up (it cannot
+        // read its users: met when its disk filled up), or the credentials the service was
+        // started with no longer hold. Either way the database is unavailable to the service,
+        // not the request at fault, and work waits for it.
+        ErrorKind::Authentication { .. } => true,
         ErrorKind::Command(c) => {
             OUTAGE_CODES.contains(&c.code)
+                || c.code == AUTHENTICATION_FAILED
                 || out_of_space(c.code, &c.message)
                 || storage_engine_down(&c.message)
         }
