@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the recognizer benchmark need on top of provision.sh's: ffmpeg (the
 # tests' odd audio formats), Debian's Chromium and its WebDriver (the Swagger UI and console
-# browser tests, with Korean fonts for the console's screenshots),
+# browser tests, with Korean fonts for the console's screenshots), Firefox ESR and geckodriver
+# (built from crates.io: Debian does not package it) for the console in Firefox,
 # Prometheus's promtool (the strict check of /trd/metrics, taken from Debian's prometheus package
 # into $TRD_CACHE/promtool: installing the package would start a Prometheus server on machines
 # with systemd), a Python virtual environment of API checkers and real clients (with the `vosk`
@@ -18,6 +19,9 @@ source "$PROVISION_TEST_LIB/provision.sh"
 TEST_TOOLS="$TRD_CACHE/test-tools"
 TEST_REQUIREMENTS="schemathesis==4.32.5 openapi-spec-validator==0.9.0 prometheus-client==0.26.0 selenium==4.51.0 speechmatics-python==5.0.0.post1 speechmatics-batch==1.1.0 openai==3.57.0 websockets==12.0 speechmatics-rt==1.2.1 vosk==$VOSK_VERSION"
 PROMTOOL="$TRD_CACHE/promtool/promtool"
+# Firefox's WebDriver: Debian does not package it; Mozilla publishes it as a crate.
+GECKODRIVER_VERSION=0.37.1
+GECKODRIVER="$TRD_CACHE/geckodriver/bin/geckodriver"
 
 test_packages() {
   command -v ffmpeg >/dev/null || echo ffmpeg
@@ -25,6 +29,8 @@ test_packages() {
   command -v chromedriver >/dev/null || echo chromium-driver
   # Korean glyphs for the console's screenshots of Korean transcripts.
   [ -d /usr/share/fonts/truetype/nanum ] || echo fonts-nanum
+  # The console's check in Firefox.
+  command -v firefox-esr >/dev/null || command -v firefox >/dev/null || echo firefox-esr
   python3 -c 'import venv, ensurepip' 2>/dev/null || echo python3-venv
 }
 
@@ -47,6 +53,13 @@ install_test_packages() {
   rm -rf "$tmp"
 }
 
+build_geckodriver() {
+  # In cargo install's own target directory, as provision.sh builds the database server: a
+  # shared CARGO_TARGET_DIR would make it and the workspace build wait for each other's lock.
+  env -u CARGO_TARGET_DIR cargo install --quiet --locked geckodriver \
+    --version "$GECKODRIVER_VERSION" --root "$TRD_CACHE/geckodriver"
+}
+
 install_test_tools() {
   rm -rf "$TEST_TOOLS"
   python3 -m venv "$TEST_TOOLS"
@@ -56,7 +69,7 @@ install_test_tools() {
 }
 
 provision_test() {
-  STEPS_TAG=provision-test STEPS_TOTAL=3 STEPS_LOGS="$TRD_CACHE/logs"
+  STEPS_TAG=provision-test STEPS_TOTAL=4 STEPS_LOGS="$TRD_CACHE/logs"
   local packages
   packages=$(test_packages | xargs)
   local what=${packages:+Debian packages: $packages}
@@ -70,6 +83,10 @@ provision_test() {
     # python3-venv may be among the packages.
     python3 -c 'import venv, ensurepip' 2>/dev/null || steps_wait 1
     step_start 3 "installing the test tools ($TEST_REQUIREMENTS) (about 1 min)" install_test_tools
+  fi
+  if ! "$GECKODRIVER" --version 2>/dev/null | grep -q "^geckodriver $GECKODRIVER_VERSION "; then
+    step_start 4 "building geckodriver $GECKODRIVER_VERSION, Firefox's WebDriver (about 2 min)" \
+      build_geckodriver
   fi
 }
 

@@ -1,11 +1,15 @@
 """Drives TRD's operator console in headless Chromium (Debian's, through its WebDriver).
 
 Usage:
-  console_ui.py flow BASE OPERATE_KEY READ_KEY USER PASSWORD BATCH SHOTS_DIR DOWNLOADS_DIR FILE...
+  console_ui.py flow BASE OPERATE_KEY READ_KEY USER PASSWORD BATCH SHOTS_DIR DOWNLOADS_DIR ODD_ID FILE...
       sign in, upload FILEs into a new BATCH by the file input, start, stop, reset and start
       again with the batch's buttons, watch the bars reach 100 %, open the first file, play it
       and follow the highlighted word, click a word, download the SRT; then sign in with a
-      read-only key and look for the buttons, and as a user limited to other batches.
+      read-only key and look for the buttons, and as a user limited to other batches. ODD_ID
+      is a record whose format browsers do not play: its page must play a WAV copy.
+  console_ui.py firefox BASE KEY BATCH FILE_ID SHOTS_DIR GECKODRIVER
+      the console's pages in headless Firefox (ESR, through geckodriver): sign in, the batch's
+      bars, its table, the file's transcript followed while it plays, a click on a word.
   console_ui.py budget BASE READ_KEY BATCH SHOTS_DIR
       loads the batch's page with an empty cache and measures when its table is drawn and
       what the page transferred.
@@ -21,6 +25,7 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -44,6 +49,17 @@ def browser(downloads=None, width=1280, height=1000):
         driver.execute_cdp_cmd("Browser.setDownloadBehavior",
                                {"behavior": "allow", "downloadPath": downloads})
     return driver
+
+
+def firefox(geckodriver, width=1280, height=1000):
+    options = webdriver.FirefoxOptions()
+    options.binary_location = shutil.which("firefox-esr") or shutil.which("firefox")
+    options.add_argument("-headless")
+    options.add_argument(f"--width={width}")
+    options.add_argument(f"--height={height}")
+    # Media may play without a user's gesture.
+    options.set_preference("media.autoplay.default", 0)
+    return webdriver.Firefox(service=webdriver.FirefoxService(geckodriver), options=options)
 
 
 def shot(driver, shots, name):
@@ -86,7 +102,7 @@ def press(driver, batch, action, confirm=False):
         WebDriverWait(driver, 10).until(EC.element_to_be_clickable((By.ID, "confirm-ok"))).click()
 
 
-def flow(base, operate_key, read_key, user, password, batch, shots, downloads, files):
+def flow(base, operate_key, read_key, user, password, batch, shots, downloads, odd_id, files):
     out = {}
     driver = browser(downloads)
     wait = WebDriverWait(driver, 60)
@@ -191,6 +207,15 @@ def flow(base, operate_key, read_key, user, password, batch, shots, downloads, f
             time.sleep(0.2)
         out["srt"] = srt
 
+        # A recording in a format the browser does not play: the page falls back to a WAV copy.
+        driver.get(f"{base}/trd/ui/file/{odd_id}")
+        wait.until(lambda d: d.execute_script(
+            "const a = document.getElementById('audio'); return a && a.readyState >= 1"))
+        out["odd"] = driver.execute_script(
+            "const a = document.getElementById('audio');"
+            "return {src: a.currentSrc, duration: a.duration, copy: a.dataset.copy || null,"
+            " note: document.getElementById('player-note').textContent};")
+
         driver.get(base + "/trd/ui/health")
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#queues tbody tr")))
         out["health"] = {
@@ -234,6 +259,47 @@ def flow(base, operate_key, read_key, user, password, batch, shots, downloads, f
         driver.get(f"{base}/trd/ui/batch/{batch}")
         out["user_batch_page"] = wait.until(
             lambda d: d.find_element(By.CSS_SELECTOR, "main [role=alert]").text or None)
+    finally:
+        driver.quit()
+    print(json.dumps(out))
+
+
+def in_firefox(base, key, batch, file_id, shots, geckodriver):
+    out = {}
+    driver = firefox(geckodriver)
+    wait = WebDriverWait(driver, 60)
+    try:
+        out["who"] = sign_in(driver, wait, base, key)
+        wait.until(lambda d: bar(d, batch, "progress") is not None)
+        out["bars"] = {s: bar(driver, batch, s) for s in ("normalization", "diarization", "recognition", "progress")}
+        out["buttons"] = len(driver.find_elements(By.CSS_SELECTOR, "button[data-action]"))
+        driver.get(f"{base}/trd/ui/batch/{batch}")
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#files tbody tr")))
+        out["rows"] = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#files tbody tr")]
+        driver.get(f"{base}/trd/ui/file/{file_id}")
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#transcript .w")))
+        wait.until(lambda d: d.execute_script("return document.getElementById('audio').readyState") >= 1)
+        # The keyboard, as a person presses it (geckodriver sends an element's keys to that
+        # element only when it takes focus; the page listens on the document).
+        ActionChains(driver).send_keys(Keys.SPACE).perform()
+        samples = []
+        for _ in range(6):
+            time.sleep(0.6)
+            samples.append(driver.execute_script(
+                "const a = document.getElementById('audio'), w = document.querySelector('.w.current');"
+                "return {time: a.currentTime, paused: a.paused, word: w && w.textContent,"
+                " start: w && Number(w.dataset.start), end: w && Number(w.dataset.end),"
+                " error: a.dataset.playError || null, load: a.dataset.loadError || null, src: a.currentSrc};"))
+        out["playing"] = samples
+        out["screen"] = shot(driver, shots, "file-firefox")
+        ActionChains(driver).send_keys(Keys.SPACE).perform()
+        words = driver.find_elements(By.CSS_SELECTOR, "#transcript .w")
+        target = words[len(words) // 2]
+        target.location_once_scrolled_into_view
+        target.click()
+        time.sleep(0.4)
+        out["clicked"] = {"start": float(target.get_attribute("data-start")),
+                          "time": driver.execute_script("return document.getElementById('audio').currentTime")}
     finally:
         driver.quit()
     print(json.dumps(out))
@@ -283,7 +349,9 @@ def budget(base, read_key, batch, shots):
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "flow":
-        flow(*sys.argv[2:10], sys.argv[10:])
+        flow(*sys.argv[2:11], sys.argv[11:])
+    elif mode == "firefox":
+        in_firefox(*sys.argv[2:8])
     elif mode == "budget":
         budget(*sys.argv[2:6])
     else:

@@ -23,6 +23,19 @@ pub fn tools_dir() -> PathBuf {
     cache_dir().join("test-tools")
 }
 
+/// Firefox's WebDriver, built by provisioning into the cache (`$TRD_GECKODRIVER` names another).
+pub fn geckodriver() -> PathBuf {
+    let path = std::env::var_os("TRD_GECKODRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir().join("geckodriver/bin/geckodriver"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash scripts/lib/provision-test.sh` (or scripts/test)",
+        path.display()
+    );
+    path
+}
+
 /// A program of the tools' virtual environment (`python`, `schemathesis`…).
 pub fn tool(name: &str) -> PathBuf {
     let path = tools_dir().join("bin").join(name);

@@ -508,6 +508,17 @@ async function batchPage(batch) {
 // ---------------------------------------------------------------------------------------------
 // A file: waveform, speaker timeline, conversation, the current word followed as it plays
 
+// The media type of a recording by its file name's extension (as the service sends it);
+// null when unknown.
+function mediaTypeOf(filename) {
+  const extension = (filename.split(".").pop() || "").toLowerCase();
+  return {
+    wav: "audio/wav", wave: "audio/wav", mp3: "audio/mpeg", flac: "audio/flac", ogg: "audio/ogg",
+    oga: "audio/ogg", opus: "audio/ogg; codecs=opus", m4a: "audio/mp4", mp4: "audio/mp4",
+    aac: "audio/mp4", webm: "audio/webm",
+  }[extension] ?? null;
+}
+
 function colourOf(key, keys) {
   return PALETTE[keys.indexOf(key) % PALETTE.length];
 }
@@ -523,8 +534,28 @@ async function filePage(id) {
     return channels > 1 ? `channel ${channel} · ${who}` : who;
   };
   const total = (result.audioChannels?.[0]?.duration) || Math.max(0, ...segments.map((s) => s.end)) || 1;
-  const audio = el("audio", { id: "audio", controls: true, preload: "metadata",
-    src: `/trd/audiofile/audio/${encodeURIComponent(id)}?auth_token=${encodeURIComponent(credential.get())}` });
+  // The original recording if this browser plays its format, else the WAV copy the service
+  // makes (AIFF, ADPCM WAV…); a recording that fails to play anyway falls back to the copy.
+  const audioUrl = (format) => `/trd/audiofile/audio/${encodeURIComponent(id)}?format=${format}&auth_token=${encodeURIComponent(credential.get())}`;
+  const probe = document.createElement("audio");
+  const mime = mediaTypeOf(result.filename);
+  const plays = mime !== null && probe.canPlayType(mime) !== "";
+  const audio = el("audio", { id: "audio", controls: true, preload: "metadata", src: audioUrl(plays ? "original" : "wav"),
+    dataset: plays ? {} : { copy: "wav" } });
+  // A recording the browser cannot play (AIFF, ADPCM WAV…) is played from a WAV copy.
+  const copyNote = "This browser cannot play the recording's format: playing a WAV copy made by the service.";
+  const playerNote = el("p", { class: "notice", id: "player-note", hidden: plays, text: copyNote });
+  audio.addEventListener("error", () => {
+    audio.dataset.loadError = `${audio.error?.code}: ${audio.error?.message || ""}`;
+    // Only a source the browser cannot read at all is replaced by the copy: an error once the
+    // audio is loaded (Firefox reports a missing sound device that way) leaves it playing.
+    const unreadable = audio.error?.code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED
+      || audio.readyState === HTMLMediaElement.HAVE_NOTHING;
+    if (audio.dataset.copy || !unreadable) return;
+    audio.dataset.copy = "wav";
+    playerNote.hidden = false;
+    audio.src = audioUrl("wav");
+  });
   const words = [];
   const segNodes = [];
   const transcript = el("div", { class: "transcript", id: "transcript", "aria-label": "Transcript" });
@@ -572,7 +603,7 @@ async function filePage(id) {
     notes.length ? el("ul", { class: "hints", id: "warnings" }, notes.map((n) => el("li", { class: "warning", text: n }))) : null,
     el("div", { class: "downloads", id: "file-downloads" }, "Download: ",
       FILE_FORMATS.map((f) => el("button", { dataset: { format: f }, onclick: () => download(`/trd/transcription/result/audiofile/${encoded}?format=${f}`, `${result.filename}.${f === "extended_trs" ? "trs" : f}`).catch(fail) }, f))),
-    el("div", { class: "player" }, el("div", { id: "waveform" }), timeline, audio,
+    el("div", { class: "player" }, el("div", { id: "waveform" }), timeline, audio, playerNote,
       el("p", { class: "muted" }, "Space plays or pauses; ← → move between segments; click a word to hear it.")),
     transcript);
 
@@ -609,10 +640,18 @@ async function filePage(id) {
     follow();
     if (!audio.paused) requestAnimationFrame(loop);
   }
+  // A browser may refuse to play (no audio device, a policy): say so instead of nothing.
+  function playAudio() {
+    audio.play().then(() => { delete audio.dataset.playError; }, (e) => {
+      audio.dataset.playError = `${e.name}: ${e.message}`;
+      playerNote.hidden = false;
+      playerNote.textContent = `The browser did not play the audio: ${e.message}`;
+    });
+  }
   function seek(t, play) {
     audio.currentTime = t;
     follow();
-    if (play) audio.play().catch(() => {});
+    if (play) playAudio();
   }
   audio.addEventListener("play", () => requestAnimationFrame(loop));
   audio.addEventListener("seeked", follow);
@@ -623,7 +662,7 @@ async function filePage(id) {
     if (ev.key === " " && ev.target.closest("button, a")) return;
     if (ev.key === " ") {
       ev.preventDefault();
-      if (audio.paused) audio.play().catch(() => {}); else audio.pause();
+      if (audio.paused) playAudio(); else audio.pause();
     } else if (ev.key === "ArrowRight" || ev.key === "ArrowLeft") {
       ev.preventDefault();
       const t = audio.currentTime;
@@ -633,10 +672,19 @@ async function filePage(id) {
       if (target) seek(target.start, !audio.paused);
     }
   });
-  // The waveform: drawn by wavesurfer.js from the same audio element, once the page is usable.
+  // The waveform: drawn by wavesurfer.js once the page is usable. It decodes the audio with a
+  // media element of its own (given ours, it would swap our element's source for a blob of the
+  // whole file, which Firefox then fails to play); its cursor follows our player, and a click
+  // on it seeks our player.
+  const noWaveform = () => { document.getElementById("waveform").textContent = "The waveform could not be drawn."; };
   import("/trd/ui/assets/vendor/wavesurfer.esm.js").then(({ default: WaveSurfer }) => {
-    WaveSurfer.create({ container: "#waveform", media: audio, height: 72, waveColor: "#9fb3d1", progressColor: "#1f5fbf", cursorColor: "#b3261e", normalize: true });
-  }).catch(() => { document.getElementById("waveform").textContent = "The waveform could not be drawn."; });
+    const waveform = WaveSurfer.create({ container: "#waveform", url: audio.src, height: 72, waveColor: "#9fb3d1",
+      progressColor: "#1f5fbf", cursorColor: "#b3261e", normalize: true, autoScroll: false, autoCenter: false });
+    waveform.on("interaction", (t) => seek(t, !audio.paused));
+    waveform.on("error", noWaveform);
+    const follow = () => waveform.setTime(audio.currentTime);
+    for (const event of ["timeupdate", "seeked"]) audio.addEventListener(event, follow);
+  }).catch(noWaveform);
   document.documentElement.dataset.rendered = String(performance.now());
 }
 

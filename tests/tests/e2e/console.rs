@@ -10,6 +10,53 @@ use trd_tests::tools::{artifacts_dir, python_json};
 
 const CONSOLE_UI: &str = include_str!("../../scripts/console_ui.py");
 
+/// The stereo dialogue (57.06 s) as AIFF, a format the normalizer decodes and no browser
+/// plays.
+fn unplayable_recording(dir: &std::path::Path) -> std::path::PathBuf {
+    let aiff = dir.join("dlg_104_110.aiff");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(data::path("dialogues/dlg_104_110_stereo_8k_ulaw.wav"))
+        .args(["-c:a", "pcm_s16be"])
+        .arg(&aiff)
+        .status()
+        .expect("ffmpeg (installed by scripts/lib/provision-test.sh)");
+    assert!(status.success());
+    aiff
+}
+
+/// Samples taken while the audio played (`time`, the highlighted word's `start`, `end`):
+/// at least `at_least` found a word highlighted, each the word being heard (within 0.5 s of
+/// the audio's time), and the highlight moved on, never back.
+fn assert_highlight_follows_the_audio(samples: &serde_json::Value, at_least: usize) {
+    let samples = samples.as_array().unwrap();
+    let heard: Vec<_> = samples.iter().filter(|s| !s["word"].is_null()).collect();
+    assert!(heard.len() >= at_least, "{samples:?}");
+    for sample in &heard {
+        let (t, start, end) = (
+            sample["time"].as_f64().unwrap(),
+            sample["start"].as_f64().unwrap(),
+            sample["end"].as_f64().unwrap(),
+        );
+        let off = if t < start {
+            start - t
+        } else {
+            (t - end).max(0.0)
+        };
+        assert!(
+            off <= 0.5,
+            "word {start}–{end} highlighted at {t}: {sample}"
+        );
+        assert_eq!(sample["paused"], false, "{sample}");
+    }
+    let starts: Vec<f64> = heard.iter().map(|s| s["start"].as_f64().unwrap()).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
+    assert!(
+        starts.last() > starts.first(),
+        "the highlight never moved: {starts:?}"
+    );
+}
+
 /// Uploads `audio` into `batch`; its record's id.
 async fn upload(app: &TestApp, batch: &str, audio: &std::path::Path) -> String {
     let name = audio.file_name().unwrap().to_str().unwrap();
@@ -132,6 +179,35 @@ async fn the_audio_endpoint_serves_ranges_only_to_who_may_see_the_file() {
         .unwrap();
     assert_eq!(rows[0]["filename"], "dlg_104_110.flac", "{rows}");
 
+    // A copy browsers play: 16-bit PCM WAV at the service's rate, every channel, in ranges too.
+    let staging = tempfile::tempdir().unwrap();
+    let odd = upload(&app, "calls", &unplayable_recording(staging.path())).await;
+    let copy_path = app.url(&format!("/trd/audiofile/audio/{odd}?format=wav"));
+    let copy = reader.get(&copy_path).send().await.unwrap();
+    assert_eq!(copy.status(), 200);
+    assert_eq!(copy.headers()["content-type"], "audio/wav");
+    let wav = copy.bytes().await.unwrap();
+    assert_eq!((&wav[..4], &wav[8..12]), (&b"RIFF"[..], &b"WAVE"[..]));
+    let channels = u16::from_le_bytes([wav[22], wav[23]]);
+    let rate = u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]);
+    assert_eq!((channels, rate), (2, 16_000));
+    let seconds = (wav.len() - 44) as f64 / (2.0 * 2.0 * 16_000.0);
+    assert!((seconds - 57.06).abs() < 0.1, "{seconds} s");
+    let part = reader
+        .get(&copy_path)
+        .header("Range", "bytes=44-1043")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap(), wav[44..1044]);
+    let unknown = reader
+        .get(app.url(&format!("/trd/audiofile/audio/{odd}?format=mp3")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 400);
+
     // The record outlives its audio: the answer is a 404 that says so, not a 500.
     std::fs::remove_file(app.workdir().join("calls/dlg_104_110.flac")).unwrap();
     let gone = reader.get(&path).send().await.unwrap();
@@ -160,6 +236,8 @@ async fn an_operator_runs_a_batch_and_follows_a_transcript_in_chromium() {
         .await
         .unwrap();
     assert!(registered.status().is_success(), "{}", registered.status());
+    let staging = tempfile::tempdir().unwrap();
+    let odd = upload(&app, "odd", &unplayable_recording(staging.path())).await;
     let shots = artifacts_dir("ui");
     let downloads = tempfile::tempdir().unwrap();
     let files = [
@@ -185,6 +263,7 @@ async fn an_operator_runs_a_batch_and_follows_a_transcript_in_chromium() {
         "console",
         shots_arg.as_str(),
         downloads_arg.as_str(),
+        odd.as_str(),
     ];
     args.extend(files.iter().map(String::as_str));
     let seen = tokio::task::block_in_place(|| python_json(CONSOLE_UI, &args));
@@ -225,33 +304,10 @@ async fn an_operator_runs_a_batch_and_follows_a_transcript_in_chromium() {
     assert_eq!(seen["rows"].as_array().unwrap().len(), 2);
 
     // Playing: the highlighted word advances with the audio and is the word being heard.
-    let playing = seen["playing"].as_array().unwrap();
-    let heard: Vec<_> = playing.iter().filter(|s| !s["word"].is_null()).collect();
-    assert!(heard.len() >= 4, "{playing:?}");
-    for sample in &heard {
-        let (t, start, end) = (
-            sample["time"].as_f64().unwrap(),
-            sample["start"].as_f64().unwrap(),
-            sample["end"].as_f64().unwrap(),
-        );
-        let off = if t < start {
-            start - t
-        } else {
-            (t - end).max(0.0)
-        };
-        assert!(
-            off <= 0.5,
-            "word {start}–{end} highlighted at {t}: {sample}"
-        );
-        assert!(!sample["paused"].as_bool().unwrap());
-    }
-    let starts: Vec<f64> = heard.iter().map(|s| s["start"].as_f64().unwrap()).collect();
-    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
-    assert!(
-        starts.last() > starts.first(),
-        "the highlight never moved: {starts:?}"
-    );
-    let times: Vec<f64> = playing
+    assert_highlight_follows_the_audio(&seen["playing"], 4);
+    let times: Vec<f64> = seen["playing"]
+        .as_array()
+        .unwrap()
         .iter()
         .map(|s| s["time"].as_f64().unwrap())
         .collect();
@@ -303,6 +359,14 @@ async fn an_operator_runs_a_batch_and_follows_a_transcript_in_chromium() {
     assert!(srt.contains(" --> "), "{srt}");
     assert_eq!(srt, served);
 
+    // The AIFF recording played from its WAV copy, whole.
+    let odd = &seen["odd"];
+    assert!(odd["src"].as_str().unwrap().contains("format=wav"), "{odd}");
+    assert!(
+        (odd["duration"].as_f64().unwrap() - 57.06).abs() < 0.1,
+        "{odd}"
+    );
+
     assert!(seen["health"]["dependencies"]
         .as_array()
         .unwrap()
@@ -352,6 +416,49 @@ async fn an_operator_runs_a_batch_and_follows_a_transcript_in_chromium() {
         let png = std::fs::read(shot.as_str().unwrap()).unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{shot}");
     }
+}
+
+/// The console in Firefox (Debian's ESR, through geckodriver): the bars, the table, and a
+/// transcript followed as it plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_works_in_firefox() {
+    let _turn = trd_tests::turns::shared().await;
+    let app = spawn_app(Workers::InProcess).await;
+    let id = upload(&app, "calls", &data::path("dialogues/dlg_104_110.flac")).await;
+    app.get_ok("/trd/transcription/start/batch/calls").await;
+    app.wait_batch_done("calls", std::time::Duration::from_secs(300))
+        .await;
+    let (_, reader) = app.create_key(&["read"], None).await;
+    let shots = artifacts_dir("ui").display().to_string();
+    let geckodriver = trd_tests::tools::geckodriver().display().to_string();
+    let seen = tokio::task::block_in_place(|| {
+        python_json(
+            CONSOLE_UI,
+            &[
+                "firefox",
+                &app.base,
+                &reader,
+                "calls",
+                &id,
+                &shots,
+                &geckodriver,
+            ],
+        )
+    });
+    eprintln!("firefox: {seen}");
+    assert!(seen["who"].as_str().unwrap().contains("read"), "{seen}");
+    for (stage, value) in seen["bars"].as_object().unwrap() {
+        assert_eq!(value.as_f64(), Some(1.0), "{stage}: {seen}");
+    }
+    assert_eq!(seen["buttons"], 0);
+    assert_eq!(seen["rows"].as_array().unwrap().len(), 1, "{seen}");
+    assert_highlight_follows_the_audio(&seen["playing"], 3);
+    let clicked = &seen["clicked"];
+    let (start, time) = (
+        clicked["start"].as_f64().unwrap(),
+        clicked["time"].as_f64().unwrap(),
+    );
+    assert!((time - start).abs() < 0.5, "{clicked}");
 }
 
 /// The page of a 1,000-file batch draws its table within a second of the navigation in

@@ -1,10 +1,14 @@
-//! A job's original audio, opened for listening (the console's player, any client that wants
-//! the recording back): the file in the work directory, never through a symbolic link.
+//! A job's audio for listening (the console's player, any client that wants the recording
+//! back): the original file in the work directory, never through a symbolic link, or a copy
+//! every browser plays.
 
 use std::fs::File;
+use std::path::{Path, PathBuf};
 
-use trd_core::domain::AudioFile;
+use trd_core::domain::{AudioFile, Status};
 use trd_core::workdir_files::{open_regular, WorkdirFileError};
+use trd_normalizer::normalize::normalize_opened;
+use trd_normalizer::NormalizeError;
 
 use super::{JobError, JobResult, Jobs};
 
@@ -28,5 +32,165 @@ impl Jobs {
             }
             refused => JobError::UnsafePath(refused.to_string()),
         })
+    }
+}
+
+/// How many playable copies the API keeps (the newest); each is the PCM of one recording.
+const PLAYABLE_COPIES_KEPT: usize = 16;
+
+impl Jobs {
+    /// A copy of `record`'s audio that every browser plays: 16-bit PCM WAV at the service's
+    /// sample rate, every channel, decoded by the normalizer's own pipeline. For recordings in
+    /// formats browsers do not play (AIFF, ADPCM WAV, CAF…). Made on first use into
+    /// `<state_dir>/playable/` and kept (the newest few), since a player asks for it in many
+    /// ranges; a record's audio never changes under its id.
+    pub async fn playable_copy(&self, record: &AudioFile) -> JobResult<PathBuf> {
+        let folder = self.settings.state_dir.join("playable");
+        let target = folder.join(format!("{}.wav", record.id.to_hex()));
+        if target.exists() {
+            return Ok(target);
+        }
+        let file = self.open_audio(record)?;
+        std::fs::create_dir_all(&folder)
+            .map_err(|e| JobError::io("cannot make the folder of playable copies", e))?;
+        let (rate, max_seconds) = (self.settings.sample_rate, self.settings.max_audio_seconds);
+        let name = PathBuf::from(&record.filename);
+        let (made, target_for_task) = (
+            folder.join(format!(
+                ".{}-{}.wav",
+                record.id.to_hex(),
+                uuid::Uuid::new_v4().simple()
+            )),
+            target.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let written = write_playable(file, &name, rate, max_seconds, &made);
+            match written {
+                Ok(()) => std::fs::rename(&made, &target_for_task)
+                    .map_err(|e| JobError::io("cannot keep the playable copy", e)),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&made);
+                    Err(e)
+                }
+            }
+        })
+        .await
+        .map_err(|e| JobError::io("decoding for playback stopped", std::io::Error::other(e)))??;
+        prune_playable(&folder, PLAYABLE_COPIES_KEPT);
+        Ok(target)
+    }
+}
+
+/// Decodes `file` through the normalizer into a WAV file at `to`.
+fn write_playable(
+    file: std::fs::File,
+    name: &Path,
+    rate: u32,
+    max_seconds: u64,
+    to: &Path,
+) -> JobResult<()> {
+    let mut writer: Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>> = None;
+    let mut failed_write: Option<hound::Error> = None;
+    let decoded = normalize_opened(file, name, rate, max_seconds, |block| {
+        let channels = block.len();
+        if writer.is_none() {
+            let spec = hound::WavSpec {
+                channels: channels as u16,
+                sample_rate: rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            writer = Some(hound::WavWriter::create(to, spec).map_err(|e| sink_error(&e))?);
+        }
+        let out = writer.as_mut().expect("created above");
+        let frames = block.first().map_or(0, Vec::len);
+        for frame in 0..frames {
+            for channel in block {
+                if let Err(e) = out.write_sample(channel[frame]) {
+                    let error = sink_error(&e);
+                    failed_write = Some(e);
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
+    });
+    if let Some(e) = failed_write {
+        return Err(JobError::io("cannot write the playable copy", hound_io(e)));
+    }
+    match decoded {
+        Ok(_) => {}
+        Err(e) if e.is_transient() => {
+            return Err(JobError::io(
+                "cannot read the audio",
+                std::io::Error::other(e),
+            ))
+        }
+        Err(e) => {
+            return Err(JobError::Failed {
+                status: Status::Normalizing,
+                reason: e.to_string(),
+            })
+        }
+    }
+    match writer {
+        Some(writer) => writer
+            .finalize()
+            .map_err(|e| JobError::io("cannot finish the playable copy", hound_io(e))),
+        None => Err(JobError::EmptyAudio),
+    }
+}
+
+fn sink_error(e: &hound::Error) -> NormalizeError {
+    NormalizeError::Sink(format!("writing the playable copy: {e}").into())
+}
+
+fn hound_io(e: hound::Error) -> std::io::Error {
+    match e {
+        hound::Error::IoError(io) => io,
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
+/// Deletes all but the `keep` newest playable copies.
+fn prune_playable(folder: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let mut copies: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    copies.sort_by_key(|copy| std::cmp::Reverse(copy.0));
+    for (_, old) in copies.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(old);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_newest_playable_copies_are_kept() {
+        let folder = tempfile::tempdir().unwrap();
+        let base = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for n in 0..20u64 {
+            let file = File::create(folder.path().join(format!("{n:02}.wav"))).unwrap();
+            file.set_modified(base + std::time::Duration::from_secs(n))
+                .unwrap();
+        }
+        // A copy being made is not counted, nor removed.
+        File::create(folder.path().join(".making.wav")).unwrap();
+        prune_playable(folder.path(), 16);
+        let mut left: Vec<String> = std::fs::read_dir(folder.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected: Vec<String> = (4..20).map(|n| format!("{n:02}.wav")).collect();
+        expected.insert(0, ".making.wav".to_owned());
+        assert_eq!(left, expected);
     }
 }

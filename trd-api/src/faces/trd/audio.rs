@@ -1,5 +1,6 @@
-//! `/trd/audiofile/audio/{id}`: a file's original audio, for listening (the console's player),
-//! with HTTP Range support, under the same rules as its record.
+//! `/trd/audiofile/audio/{id}`: a file's audio, for listening (the console's player), with
+//! HTTP Range support, under the same rules as its record: the original recording, or a WAV
+//! copy for formats browsers do not play.
 
 use rocket::http::ContentType;
 use rocket::{get, State};
@@ -13,9 +14,10 @@ use crate::ranged::{Part, RangeHeader, RangedFile};
 #[utoipa::path(
     tag = "audiofile",
     summary = "A file's original audio, with Range requests",
-    description = "The recording as it lies in the work directory. A `Range: bytes=…` header with one range is answered 206 with those bytes; a range past the end is 416. A principal that may not see the record gets 404, as for a missing one.",
+    description = "The recording as it lies in the work directory, or (`format=wav`) decoded into WAV for players that cannot read its format. A `Range: bytes=…` header with one range is answered 206 with those bytes; a range past the end is 416. A principal that may not see the record gets 404, as for a missing one.",
     params(
         ("id" = String, Path, pattern = "^[0-9a-f]{24}$", description = "The file's id"),
+        ("format" = Option<String>, Query, description = "`original` (default): the recording as it is; `wav`: 16-bit PCM WAV at the service's sample rate, every channel, for formats browsers do not play"),
         ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`"),
     ),
     responses(
@@ -30,16 +32,44 @@ use crate::ranged::{Part, RangeHeader, RangedFile};
         (status = 416, description = "The range lies past the end"),
     )
 )]
-#[get("/audiofile/audio/<id>")]
+#[get("/audiofile/audio/<id>?<format>")]
 pub async fn audio(
     app: &State<App>,
     who: Access<Read>,
     id: &str,
+    format: Option<&str>,
     range: RangeHeader,
 ) -> ApiResult<RangedFile> {
     let record = app.jobs.record(parse_id(id)?.object_id()).await?;
     who.check_record(&record)?;
-    let file = app.jobs.open_audio(&record)?;
+    let name = record
+        .filename
+        .rsplit('/')
+        .next()
+        .unwrap_or(&record.filename)
+        .to_owned();
+    let (file, content_type, filename) = match format.unwrap_or("original") {
+        "original" => (
+            app.jobs.open_audio(&record)?,
+            content_type_of(&record.filename),
+            name,
+        ),
+        "wav" => {
+            let copy = app.jobs.playable_copy(&record).await?;
+            let file = std::fs::File::open(&copy)
+                .map_err(|e| ApiError::internal("cannot open the playable copy", e))?;
+            (
+                file,
+                ContentType::new("audio", "wav"),
+                format!("{name}.wav"),
+            )
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown format '{other}': `original` (default) or `wav`"
+            )))
+        }
+    };
     let len = file
         .metadata()
         .map_err(|e| ApiError::internal("cannot read the audio file's size", e))?
@@ -47,13 +77,8 @@ pub async fn audio(
     Ok(RangedFile {
         file,
         len,
-        content_type: content_type_of(&record.filename),
-        filename: record
-            .filename
-            .rsplit('/')
-            .next()
-            .unwrap_or(&record.filename)
-            .to_owned(),
+        content_type,
+        filename,
         part: Part::of(&range, len),
     })
 }
