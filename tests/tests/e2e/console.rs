@@ -154,14 +154,7 @@ async fn the_audio_endpoint_serves_ranges_only_to_who_may_see_the_file() {
     let outsider = app.client_with_key(&outsider);
     assert_eq!(outsider.get(&path).send().await.unwrap().status(), 404);
     // Nor does the console show it the batch.
-    let listed: serde_json::Value = outsider
-        .get(app.url("/trd/console/batches"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = app.get_ok_with(&outsider, "/trd/console/batches").await;
     assert_eq!(listed, serde_json::json!([]));
     let rows = outsider
         .get(app.url("/trd/console/batch/calls/files"))
@@ -169,14 +162,9 @@ async fn the_audio_endpoint_serves_ranges_only_to_who_may_see_the_file() {
         .await
         .unwrap();
     assert_eq!(rows.status(), 404);
-    let rows: serde_json::Value = reader
-        .get(app.url("/trd/console/batch/calls/files"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rows = app
+        .get_ok_with(&reader, "/trd/console/batch/calls/files")
+        .await;
     assert_eq!(rows[0]["filename"], "dlg_104_110.flac", "{rows}");
 
     // A copy browsers play: 16-bit PCM WAV at the service's rate, every channel, in ranges too.

@@ -90,32 +90,17 @@ fn write_playable(
     to: &Path,
 ) -> JobResult<()> {
     let mut writer: Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>> = None;
-    let mut failed_write: Option<hound::Error> = None;
+    // Why writing failed, if it did: the decoder only hears that its sink stopped.
+    let mut write_error: Option<hound::Error> = None;
     let decoded = normalize_opened(file, name, rate, max_seconds, |block| {
-        let channels = block.len();
-        if writer.is_none() {
-            let spec = hound::WavSpec {
-                channels: channels as u16,
-                sample_rate: rate,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            };
-            writer = Some(hound::WavWriter::create(to, spec).map_err(|e| sink_error(&e))?);
-        }
-        let out = writer.as_mut().expect("created above");
-        let frames = block.first().map_or(0, Vec::len);
-        for frame in 0..frames {
-            for channel in block {
-                if let Err(e) = out.write_sample(channel[frame]) {
-                    let error = sink_error(&e);
-                    failed_write = Some(e);
-                    return Err(error);
-                }
-            }
-        }
-        Ok(())
+        let written = write_block(&mut writer, block, rate, to);
+        written.map_err(|e| {
+            let stopped = NormalizeError::Sink(format!("writing the playable copy: {e}").into());
+            write_error = Some(e);
+            stopped
+        })
     });
-    if let Some(e) = failed_write {
+    if let Some(e) = write_error {
         return Err(JobError::io("cannot write the playable copy", hound_io(e)));
     }
     match decoded {
@@ -141,8 +126,32 @@ fn write_playable(
     }
 }
 
-fn sink_error(e: &hound::Error) -> NormalizeError {
-    NormalizeError::Sink(format!("writing the playable copy: {e}").into())
+/// Appends one block (`block[channel][frame]`) to the WAV file, creating it at the first.
+fn write_block(
+    writer: &mut Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>,
+    block: &[Vec<i16>],
+    rate: u32,
+    to: &Path,
+) -> Result<(), hound::Error> {
+    let out = match writer {
+        Some(out) => out,
+        None => writer.insert(hound::WavWriter::create(
+            to,
+            hound::WavSpec {
+                channels: block.len() as u16,
+                sample_rate: rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            },
+        )?),
+    };
+    let frames = block.first().map_or(0, Vec::len);
+    for frame in 0..frames {
+        for channel in block {
+            out.write_sample(channel[frame])?;
+        }
+    }
+    Ok(())
 }
 
 fn hound_io(e: hound::Error) -> std::io::Error {
