@@ -109,6 +109,12 @@ impl Trd {
         {
             settings.recognition_run_seconds = seconds;
         }
+        if let Some(frames) = std::env::var("TRD_RECOGNIZER_FRAMES_PER_CHUNK")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            settings.recognizer_frames_per_chunk = frames;
+        }
         customise(&mut settings);
         // Killed on drop, even when a later step panics.
         let mut processes = Processes(Vec::new());

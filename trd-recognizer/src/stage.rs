@@ -16,7 +16,7 @@ use trd_core::worker::{Job, StageFailure, StageWorker, WorkerContext};
 use trd_core::WorkItem;
 
 use crate::hints::{unknown_words, Hints};
-use crate::models::{self, LoadedModel, ModelError};
+use crate::models::{self, Decoding, LoadedModel, ModelError};
 use crate::recognize::recognize_in_run;
 use crate::runs::{group_into_runs, run_of};
 
@@ -319,7 +319,10 @@ pub(crate) async fn load_model(
         .ok_or_else(|| StageFailure::file_fault(ModelError::Unknown(id.clone())))?
         .to_path_buf();
     let loading = id.clone();
-    tokio::task::spawn_blocking(move || models::load(&loading, &dir))
+    let decoding = Decoding {
+        frames_per_chunk: ctx.settings.recognizer_frames_per_chunk,
+    };
+    tokio::task::spawn_blocking(move || models::load(&loading, &dir, decoding))
         .await
         .map_err(|source| StageFailure::attempt(Crashed::LoadingModel { id, source }))?
         .map_err(StageFailure::file_fault)

@@ -13,7 +13,8 @@
 //! once with `diarization=none` and once with diarization on. Each round measures the
 //! reference and then TRD (`TRD_BENCH_ROUNDS`, default 3); the table gives medians, and each
 //! TRD run prints the CPU seconds every busy process used meanwhile (where the time goes).
-//! `TRD_RECOGNITION_RUN_SECONDS` overrides the recognizer's run length.
+//! `TRD_RECOGNITION_RUN_SECONDS` overrides the recognizer's run length and
+//! `TRD_RECOGNIZER_FRAMES_PER_CHUNK` its `recognizer_frames_per_chunk`.
 //!
 //! The reference runs on the same model directory as TRD, static graph included (the targets
 //! are judged on that), and also on the model as downloaded, with only its lookahead graph:

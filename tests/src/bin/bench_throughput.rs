@@ -13,6 +13,8 @@
 //! the real `trd-api` and worker binaries as processes and the models already loaded (a
 //! warm-up file goes through first). Each TRD run prints the CPU seconds every busy process
 //! used meanwhile; the table gives medians and the diarizer's CPU per second of audio.
+//! `TRD_RECOGNIZER_FRAMES_PER_CHUNK` sets TRD's `recognizer_frames_per_chunk` (51 measures
+//! the faster, not quite identical decoding; the default keeps the model's).
 //!
 //! `scripts/bench-throughput` builds the release binaries, starts private services and runs
 //! this.
@@ -141,6 +143,10 @@ async fn main() {
     let workdir = scratch.path().join("workdir");
     std::fs::create_dir_all(&workdir).unwrap();
     let trd = Trd::start(&workdir, |_| {}).await;
+    println!(
+        "recognizer_frames_per_chunk: {} (0: the model's own; TRD_RECOGNIZER_FRAMES_PER_CHUNK sets it)",
+        trd.settings.recognizer_frames_per_chunk
+    );
     trd.place("warmup", &files[..2]).await;
     let warmup = trd.run("warmup", "").await;
     println!("warm-up (loads the models): {warmup:.1} s");
