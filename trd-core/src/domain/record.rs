@@ -168,6 +168,13 @@ pub struct StartOptions {
     pub discard_after: Option<DateTime>,
 }
 
+impl StartOptions {
+    /// Whether the file's end is to be told to anyone (webhooks or a face's notices).
+    pub fn notifies(&self) -> bool {
+        !self.webhooks.is_empty() || !self.notices.is_empty()
+    }
+}
+
 /// A notification whose body and address a face renders: sent once the file has ended
 /// (FINISHED or FAILED), never for a reset or delete.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{self, doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::ReturnDocument;
 
+use super::webhooks::WEBHOOKS_DUE;
 use super::{is_duplicate_key, MongoResultExt, Page, Store, StoreError, StoreResult};
 use crate::domain::names::PRIVATE_PREFIX;
 use crate::domain::{
@@ -284,6 +285,9 @@ impl Store {
                 doc! {"$set": {
                     "control": Control::Running.as_str(),
                     "options": bson::to_bson(options).expect("options serialise"),
+                    // What the webhook sweep looks for once the file ends (see
+                    // `enqueue_ended_webhooks`).
+                    WEBHOOKS_DUE: options.notifies(),
                     "last_update": DateTime::now(),
                 }},
             )

@@ -111,11 +111,14 @@ impl Store {
             ))
             .await
             .store()?;
+        let keys = |names: &[&str]| -> Document {
+            names
+                .iter()
+                .map(|name| (name.to_string(), mongodb::bson::Bson::Int32(1)))
+                .collect()
+        };
         self.segments
-            .create_index(index(
-                doc! {"audiofile_id": 1, "start": 1, "channel": 1},
-                false,
-            ))
+            .create_index(index(keys(retention::SEGMENT_ORDER), false))
             .await
             .store()?;
         self.segments
@@ -123,10 +126,7 @@ impl Store {
             .await
             .store()?;
         self.pcm
-            .create_index(index(
-                doc! {"audiofile_id": 1, "channel": 1, "start_sample": 1},
-                true,
-            ))
+            .create_index(index(keys(retention::PCM_ORDER), true))
             .await
             .store()?;
         self.ensure_webhook_indexes().await?;

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
+use futures::TryStreamExt;
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 
 use super::error::MongoResultExt;
@@ -16,6 +17,9 @@ use crate::domain::Control;
 
 /// Ids asked about in one query.
 const IDS_PER_QUERY: usize = 1_000;
+/// The keys of the index each collection of derived data is read in (see `Store::ensure_indexes`).
+pub(super) const PCM_ORDER: &[&str] = &["audiofile_id", "channel", "start_sample"];
+pub(super) const SEGMENT_ORDER: &[&str] = &["audiofile_id", "start", "channel"];
 
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +46,11 @@ impl Store {
         };
         Ok(Swept {
             pcm_files: self
-                .drop_data_unless(&self.pcm, doc! {"$nor": [ended_long_ago]})
+                .drop_data_unless(&self.pcm, PCM_ORDER, doc! {"$nor": [ended_long_ago]})
                 .await?,
-            orphaned_segment_files: self.drop_data_unless(&self.segments, doc! {}).await?,
+            orphaned_segment_files: self
+                .drop_data_unless(&self.segments, SEGMENT_ORDER, doc! {})
+                .await?,
         })
     }
 
@@ -53,11 +59,12 @@ impl Store {
     async fn drop_data_unless<T: Send + Sync>(
         &self,
         collection: &mongodb::Collection<T>,
+        index: &[&str],
         kept: Document,
     ) -> StoreResult<usize> {
         let mut dropped_files = 0;
         for ids in self
-            .distinct_ids(collection, "audiofile_id")
+            .files_with_data(collection, index)
             .await?
             .chunks(IDS_PER_QUERY)
         {
@@ -80,19 +87,36 @@ impl Store {
         Ok(dropped_files)
     }
 
-    /// The distinct ids in `field` of a collection.
-    async fn distinct_ids<T: Send + Sync>(
+    /// The distinct `audiofile_id`s of a collection whose index begins with `audiofile_id`
+    /// (`index`: its keys, in order). Read as the index's keys alone, in its order: the
+    /// server answers from the index without reading a document (a covered query), and the
+    /// repeats are dropped here. `distinct` read every document on the MongoDB-wire server
+    /// TRD runs on (every chunk of normalized audio, 320 kB each) and took several times as
+    /// long, every quarter lease.
+    async fn files_with_data<T: Send + Sync>(
         &self,
         collection: &mongodb::Collection<T>,
-        field: &str,
+        index: &[&str],
     ) -> StoreResult<Vec<ObjectId>> {
-        let values = collection.distinct(field, doc! {}).await.store()?;
-        Ok(values
-            .into_iter()
-            .filter_map(|v| match v {
-                Bson::ObjectId(id) => Some(id),
-                _ => None,
-            })
-            .collect())
+        let order: Document = index
+            .iter()
+            .map(|key| (key.to_string(), Bson::Int32(1)))
+            .collect();
+        let mut keys = collection
+            .clone_with_type::<Document>()
+            .find(doc! {})
+            .projection(doc! {"_id": 0, "audiofile_id": 1})
+            .sort(order)
+            .await
+            .store()?;
+        let mut ids: Vec<ObjectId> = Vec::new();
+        while let Some(key) = keys.try_next().await.store()? {
+            if let Ok(id) = key.get_object_id("audiofile_id") {
+                if ids.last() != Some(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
     }
 }

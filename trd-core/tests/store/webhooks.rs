@@ -84,3 +84,97 @@ async fn deliveries_to_busy_targets_stay_pending_until_their_target_is_free() {
     assert_eq!(again.id, claimed[0].id);
     assert!(store.claim_due_delivery(LONG, &[]).await.unwrap().is_none());
 }
+
+/// The sweep that turns ended files into deliveries reads only the files flagged at their
+/// start (its index keeps it from reading every ended file of every batch twice a second): a
+/// file started with webhooks is queued once it ends, once only; a file started without is
+/// never queued; a record from before the flag is flagged when a store connects, unless it was
+/// marked as queued already.
+#[tokio::test]
+async fn only_files_started_with_webhooks_are_queued_when_they_end_and_only_once() {
+    use mongodb::bson::{doc, Document};
+    use trd_core::domain::StartOptions;
+    use trd_core::store::{Registration, StartOutcome};
+
+    let store = fresh_store().await;
+    let files = store.database().collection::<Document>("audiofiles");
+    let start = |name: &'static str, webhooks: Vec<String>| {
+        let store = &store;
+        async move {
+            let Registration::Created(record) = store
+                .register(&crate::location("batch", name), 1_000, "0".repeat(32))
+                .await
+                .unwrap()
+            else {
+                panic!("{name} was registered already")
+            };
+            let options = StartOptions {
+                webhooks,
+                ..StartOptions::default()
+            };
+            let StartOutcome::Started(_) = store.start(record.id, &options).await.unwrap() else {
+                panic!("{name} did not start")
+            };
+            record.id
+        }
+    };
+    let end = |id| {
+        let files = files.clone();
+        async move {
+            files
+                .update_one(doc! {"_id": id}, doc! {"$set": {"control": "FINISHED"}})
+                .await
+                .unwrap();
+        }
+    };
+    let hook = "http://127.0.0.1:9/hook".to_owned();
+    let with = start("with.wav", vec![hook.clone()]).await;
+    let without = start("without.wav", Vec::new()).await;
+    let still_running = start("running.wav", vec![hook.clone()]).await;
+    end(with).await;
+    end(without).await;
+
+    for _ in 0..2 {
+        store.enqueue_ended_webhooks().await.unwrap();
+    }
+    assert_eq!(store.deliveries_of(with).await.unwrap().len(), 1);
+    assert!(store.deliveries_of(without).await.unwrap().is_empty());
+    assert!(store.deliveries_of(still_running).await.unwrap().is_empty());
+    let due = |id| {
+        let files = files.clone();
+        async move {
+            let record = files.find_one(doc! {"_id": id}).await.unwrap().unwrap();
+            record.get_bool("webhooks_due").ok()
+        }
+    };
+    assert_eq!(due(with).await, Some(false), "queued: no longer due");
+    assert_eq!(due(without).await, Some(false));
+    assert_eq!(due(still_running).await, Some(true));
+
+    // Records as a version without the flag left them: one whose webhooks were still to be
+    // queued, one already queued.
+    let legacy_due = start("legacy-due.wav", vec![hook.clone()]).await;
+    let legacy_sent = start("legacy-sent.wav", vec![hook.clone()]).await;
+    for (id, queued) in [(legacy_due, false), (legacy_sent, true)] {
+        let mut set = doc! {"control": "FINISHED"};
+        if queued {
+            set.insert("webhooks_enqueued", true);
+        }
+        files
+            .update_one(
+                doc! {"_id": id},
+                doc! {"$set": set, "$unset": {"webhooks_due": ""}},
+            )
+            .await
+            .unwrap();
+    }
+    store.enqueue_ended_webhooks().await.unwrap();
+    assert!(
+        store.deliveries_of(legacy_due).await.unwrap().is_empty(),
+        "not flagged yet"
+    );
+    let reconnected = trd_core::Store::connect(&store.settings).await.unwrap();
+    reconnected.enqueue_ended_webhooks().await.unwrap();
+    assert_eq!(store.deliveries_of(legacy_due).await.unwrap().len(), 1);
+    assert!(store.deliveries_of(legacy_sent).await.unwrap().is_empty());
+}
