@@ -46,6 +46,8 @@ run_packages() {
   command -v unzip >/dev/null || echo unzip
   command -v pip >/dev/null || echo python3-pip
   command -v pkg-config >/dev/null || echo pkg-config
+  # jemalloc, the recognizer's allocator, is built from source by its crate with make.
+  command -v make >/dev/null || echo make
   # The MongoDB-wire server's storage engine is built with CMake.
   command -v mongod >/dev/null || command -v cmake >/dev/null || echo cmake
   # OpenFst compiles the default model's static decoding graph (compile-graph.sh); its lookahead
