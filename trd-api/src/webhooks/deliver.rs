@@ -363,6 +363,16 @@ pub async fn run(
     renderers: NoticeRenderers,
     shutdown: CancellationToken,
 ) {
+    match store.backfill_webhooks_due().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            files = n,
+            "files ended before this version flagged for their webhooks"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %ErrorChain(&e), "could not flag older files for their webhooks")
+        }
+    }
     match store.backfill_delivery_targets().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(deliveries = n, "webhook deliveries given their target"),

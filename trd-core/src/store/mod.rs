@@ -111,14 +111,8 @@ impl Store {
             ))
             .await
             .store()?;
-        let keys = |names: &[&str]| -> Document {
-            names
-                .iter()
-                .map(|name| (name.to_string(), mongodb::bson::Bson::Int32(1)))
-                .collect()
-        };
         self.segments
-            .create_index(index(keys(retention::SEGMENT_ORDER), false))
+            .create_index(index(retention::ascending(retention::SEGMENT_ORDER), false))
             .await
             .store()?;
         self.segments
@@ -126,7 +120,7 @@ impl Store {
             .await
             .store()?;
         self.pcm
-            .create_index(index(keys(retention::PCM_ORDER), true))
+            .create_index(index(retention::ascending(retention::PCM_ORDER), true))
             .await
             .store()?;
         self.ensure_webhook_indexes().await?;

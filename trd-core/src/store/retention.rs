@@ -21,6 +21,13 @@ const IDS_PER_QUERY: usize = 1_000;
 pub(super) const PCM_ORDER: &[&str] = &["audiofile_id", "channel", "start_sample"];
 pub(super) const SEGMENT_ORDER: &[&str] = &["audiofile_id", "start", "channel"];
 
+/// `keys` ascending, as an index's keys or a sort in that index's order.
+pub(super) fn ascending(keys: &[&str]) -> Document {
+    keys.iter()
+        .map(|key| (key.to_string(), Bson::Int32(1)))
+        .collect()
+}
+
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
@@ -98,15 +105,11 @@ impl Store {
         collection: &mongodb::Collection<T>,
         index: &[&str],
     ) -> StoreResult<Vec<ObjectId>> {
-        let order: Document = index
-            .iter()
-            .map(|key| (key.to_string(), Bson::Int32(1)))
-            .collect();
         let mut keys = collection
             .clone_with_type::<Document>()
             .find(doc! {})
             .projection(doc! {"_id": 0, "audiofile_id": 1})
-            .sort(order)
+            .sort(ascending(index))
             .await
             .store()?;
         let mut ids: Vec<ObjectId> = Vec::new();

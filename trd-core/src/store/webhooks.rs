@@ -152,9 +152,16 @@ impl Store {
             )
             .await
             .store()?;
-        // Records started before the flag existed: those whose webhooks are still to be
-        // queued get it. (They were marked `webhooks_enqueued` once queued.)
-        self.audiofiles
+        Ok(())
+    }
+
+    /// Flags the records started before [`WEBHOOKS_DUE`] existed whose webhooks are still to
+    /// be queued (those already queued were marked `webhooks_enqueued`). Returns how many it
+    /// flagged. Read over the whole collection, so it runs once as the delivery loop starts,
+    /// not as every process connects.
+    pub async fn backfill_webhooks_due(&self) -> StoreResult<u64> {
+        let flagged = self
+            .audiofiles
             .update_many(
                 doc! {
                     WEBHOOKS_DUE: {"$exists": false},
@@ -168,7 +175,7 @@ impl Store {
             )
             .await
             .store()?;
-        Ok(())
+        Ok(flagged.modified_count)
     }
 
     /// Queues one delivery per webhook of the record (and, for a file that ended, per
@@ -218,7 +225,8 @@ impl Store {
     /// Runs twice a second, so it reads through the index on [`WEBHOOKS_DUE`], which only files
     /// started with webhooks and not yet sent them carry as `true`: its cost does not grow with
     /// the files that ended before (a filter on `control` alone read every FINISHED record of
-    /// every batch, each time).
+    /// every batch, each time). Records from before the flag get it from
+    /// [`Self::backfill_webhooks_due`].
     pub async fn enqueue_ended_webhooks(&self) -> StoreResult<()> {
         let ended: Vec<AudioFile> = self
             .audiofiles

@@ -88,8 +88,8 @@ async fn deliveries_to_busy_targets_stay_pending_until_their_target_is_free() {
 /// The sweep that turns ended files into deliveries reads only the files flagged at their
 /// start (its index keeps it from reading every ended file of every batch twice a second): a
 /// file started with webhooks is queued once it ends, once only; a file started without is
-/// never queued; a record from before the flag is flagged when a store connects, unless it was
-/// marked as queued already.
+/// never queued; a record from before the flag is flagged by the backfill the delivery loop
+/// runs as it starts, unless it was marked as queued already.
 #[tokio::test]
 async fn only_files_started_with_webhooks_are_queued_when_they_end_and_only_once() {
     use mongodb::bson::{doc, Document};
@@ -173,8 +173,8 @@ async fn only_files_started_with_webhooks_are_queued_when_they_end_and_only_once
         store.deliveries_of(legacy_due).await.unwrap().is_empty(),
         "not flagged yet"
     );
-    let reconnected = trd_core::Store::connect(&store.settings).await.unwrap();
-    reconnected.enqueue_ended_webhooks().await.unwrap();
+    assert_eq!(store.backfill_webhooks_due().await.unwrap(), 1);
+    store.enqueue_ended_webhooks().await.unwrap();
     assert_eq!(store.deliveries_of(legacy_due).await.unwrap().len(), 1);
     assert!(store.deliveries_of(legacy_sent).await.unwrap().is_empty());
 }
