@@ -166,8 +166,26 @@ impl Affine {
 
 /// `out (m × n) = a (m × k) · b (k × n)`, all row-major and contiguous, on the calling thread.
 pub fn matmul(out: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
-    assert!(out.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
-    // SAFETY: the assertion above keeps every access within the three slices.
+    matmul_strided(out, n, a, b, m, k, n);
+}
+
+/// [`matmul`] into `m` rows of `n` values that lie `out_stride` apart in `out`: a block of
+/// columns of a wider matrix.
+pub fn matmul_strided(
+    out: &mut [f32],
+    out_stride: usize,
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(out_stride >= n && out.len() >= (m - 1) * out_stride + n);
+    assert!(a.len() >= m * k && b.len() >= k * n);
+    // SAFETY: the assertions above keep every access within the three slices.
     unsafe {
         gemm::gemm(
             m,
@@ -175,7 +193,7 @@ pub fn matmul(out: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usiz
             k,
             out.as_mut_ptr(),
             1,
-            n as isize,
+            out_stride as isize,
             false,
             a.as_ptr(),
             1,
@@ -192,6 +210,11 @@ pub fn matmul(out: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usiz
         );
     }
 }
+
+/// How many floats one tile of a 2-d convolution's unrolled input holds: 1 MB, about one output
+/// row of an 8-second pass. `cargo bench -p trd-diarizer --bench diarize` was fastest from here
+/// to 4 MB, and 10 % slower at 256 kB, where the matrix products get too small.
+const TILE_FLOATS: usize = 256 * 1024;
 
 /// A 1-d or 2-d convolution with square kernels, stored as out × (in · kernel area).
 pub struct Conv {
@@ -301,6 +324,11 @@ impl Conv {
 
     /// Input in × height × width → out × height' × width, with padding 1 and a stride over the
     /// height only (CAM++ strides along frequency, never along time).
+    ///
+    /// The unrolled input (im2col) is built a tile at a time: for a whole 8-second pass it would
+    /// be 288 rows × 40 bands × 800 frames, 37 MB, and writing, zeroing and reading that through
+    /// main memory cost a fifth of the diarizer's time. A tile of [`TILE_FLOATS`] stays in the
+    /// core's caches between being written and being multiplied.
     pub fn forward2d(
         &self,
         x: &[f32],
@@ -308,40 +336,88 @@ impl Conv {
         width: usize,
         stride: usize,
     ) -> (Vec<f32>, usize) {
+        let rows = self.in_channels * self.kernel * self.kernel;
+        self.forward2d_in_tiles(x, height, width, stride, TILE_FLOATS / rows)
+    }
+
+    /// [`Self::forward2d`], unrolling the input `tile` output positions at a time (positions
+    /// counted row by row over the output's height × width).
+    fn forward2d_in_tiles(
+        &self,
+        x: &[f32],
+        height: usize,
+        width: usize,
+        stride: usize,
+        tile: usize,
+    ) -> (Vec<f32>, usize) {
         let pad = self.kernel / 2;
         let out_height = (height + 2 * pad - self.kernel) / stride + 1;
         let area = out_height * width;
         let rows = self.in_channels * self.kernel * self.kernel;
-        let mut cols = vec![0.0; rows * area];
-        for c in 0..self.in_channels {
-            let plane = &x[c * height * width..(c + 1) * height * width];
+        let tile = tile.clamp(1, area.max(1));
+        let mut cols = vec![0.0; rows * tile];
+        let mut out = vec![0.0; self.out_channels * area];
+        for begin in (0..area).step_by(tile) {
+            let n = tile.min(area - begin);
+            let cols = &mut cols[..rows * n];
+            self.unroll2d(x, height, width, stride, begin, cols);
+            matmul_strided(
+                &mut out[begin..],
+                area,
+                &self.weight,
+                cols,
+                self.out_channels,
+                rows,
+                n,
+            );
+        }
+        self.add_bias(&mut out);
+        (out, out_height)
+    }
+
+    /// The input under the kernel for the output positions `begin..begin + n` (n = the length
+    /// of `cols`' rows), as in · kernel² rows × n, zeros where the kernel overhangs the input.
+    fn unroll2d(
+        &self,
+        x: &[f32],
+        height: usize,
+        width: usize,
+        stride: usize,
+        begin: usize,
+        cols: &mut [f32],
+    ) {
+        let pad = self.kernel / 2;
+        let n = cols.len() / (self.in_channels * self.kernel * self.kernel);
+        let mut rows = cols.chunks_exact_mut(n);
+        for plane in x.chunks_exact(height * width).take(self.in_channels) {
             for ky in 0..self.kernel {
                 for kx in 0..self.kernel {
-                    let row =
-                        &mut cols[((c * self.kernel + ky) * self.kernel + kx) * area..][..area];
-                    for oy in 0..out_height {
-                        let iy = (oy * stride + ky) as isize - pad as isize;
-                        if iy < 0 || iy as usize >= height {
+                    let row = rows.next().expect("cols holds in · kernel² rows");
+                    // One stretch of `row` per output row the tile crosses.
+                    let mut filled = 0;
+                    while filled < n {
+                        let (oy, start) = ((begin + filled) / width, (begin + filled) % width);
+                        let len = (width - start).min(n - filled);
+                        let dst = &mut row[filled..filled + len];
+                        filled += len;
+                        let Some(iy) = (oy * stride + ky).checked_sub(pad).filter(|&y| y < height)
+                        else {
+                            dst.fill(0.0);
                             continue;
-                        }
-                        let src = &plane[iy as usize * width..][..width];
-                        let dst = &mut row[oy * width..][..width];
-                        // Shifting by kx − pad along time, leaving the zero padding at the edges.
-                        let shift = kx as isize - pad as isize;
-                        let (from, to) = (
-                            shift.max(0) as usize,
-                            (width as isize + shift.min(0)) as usize,
-                        );
-                        let offset = (-shift).max(0) as usize;
-                        dst[offset..offset + (to - from)].copy_from_slice(&src[from..to]);
+                        };
+                        let src = &plane[iy * width..][..width];
+                        // Output column t reads input column t + kx − pad; outside 0..width it
+                        // is the zero padding.
+                        let first = start + kx; // input column of dst[0], plus pad
+                        let lo = pad.saturating_sub(first).min(len);
+                        let hi = (width + pad).saturating_sub(first).clamp(lo, len);
+                        dst[..lo].fill(0.0);
+                        dst[lo..hi].copy_from_slice(&src[first + lo - pad..first + hi - pad]);
+                        dst[hi..].fill(0.0);
                     }
                 }
             }
         }
-        let mut out = vec![0.0; self.out_channels * area];
-        matmul(&mut out, &self.weight, &cols, self.out_channels, rows, area);
-        self.add_bias(&mut out);
-        (out, out_height)
     }
 
     fn add_bias(&self, out: &mut [f32]) {
@@ -397,6 +473,54 @@ mod tests {
         assert_eq!(height, 2);
         // Output row 0 reads input row −1 (padding); row 1 reads input row 1, shifted right.
         assert_eq!(out, vec![0.0, 0.0, 0.0, 0.0, 4.0, 5.0]);
+    }
+
+    /// The tiled unrolling gives what the convolution's definition gives, whatever the tile.
+    #[test]
+    fn conv2d_in_tiles_equals_the_direct_sum() {
+        let (in_channels, out_channels, kernel, height, width) = (2, 3, 3, 5, 7);
+        let weight: Vec<f32> = (0..out_channels * in_channels * kernel * kernel)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0)
+            .collect();
+        let x: Vec<f32> = (0..in_channels * height * width)
+            .map(|i| ((i * 5 % 13) as f32 - 6.0) / 3.0)
+            .collect();
+        let c = conv(weight.clone(), out_channels, in_channels, kernel);
+        for stride in [1, 2] {
+            let out_height = (height + 2 - kernel) / stride + 1;
+            let mut expected = vec![0.0f32; out_channels * out_height * width];
+            for o in 0..out_channels {
+                for oy in 0..out_height {
+                    for t in 0..width {
+                        let mut sum = 0.0;
+                        for i in 0..in_channels {
+                            for ky in 0..kernel {
+                                for kx in 0..kernel {
+                                    let (iy, ix) = (oy * stride + ky, t + kx);
+                                    if iy < 1 || iy > height || ix < 1 || ix > width {
+                                        continue;
+                                    }
+                                    let w =
+                                        weight[((o * in_channels + i) * kernel + ky) * kernel + kx];
+                                    sum += w * x[(i * height + iy - 1) * width + ix - 1];
+                                }
+                            }
+                        }
+                        expected[(o * out_height + oy) * width + t] = sum;
+                    }
+                }
+            }
+            for tile in [1, 2, 3, width - 1, width, 2 * width + 3, 1000] {
+                let (out, h) = c.forward2d_in_tiles(&x, height, width, stride, tile);
+                assert_eq!(h, out_height);
+                for (a, b) in out.iter().zip(&expected) {
+                    assert!(
+                        (a - b).abs() < 1e-4,
+                        "stride {stride}, tile {tile}: {a} vs {b}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
