@@ -146,25 +146,54 @@ pub async fn discard_expired_jobs(jobs: Jobs, shutdown: tokio_util::sync::Cancel
     }
 }
 
-/// Sweeps derived data every quarter lease until shutdown ([`Store::sweep_derived`]): the
-/// normalized audio of files ended more than `pcm_retention_seconds` ago, and what a delete
-/// or reset interrupted between its two writes left behind.
+/// Sweeps derived data until shutdown: every quarter lease the normalized audio of files ended
+/// more than `pcm_retention_seconds` ago ([`Store::sweep_pcm`]), and the segments a delete or
+/// reset interrupted between its two writes left behind ([`Store::sweep_orphaned_segments`])
+/// as often as [`next_orphan_scan`] allows.
+///
+/// [`Store::sweep_pcm`]: trd_core::Store::sweep_pcm
+/// [`Store::sweep_orphaned_segments`]: trd_core::Store::sweep_orphaned_segments
 pub async fn sweep_derived_data(jobs: Jobs, shutdown: tokio_util::sync::CancellationToken) {
     let every = Duration::from_secs(jobs.settings.lease_seconds).div_f64(4.0);
     let retention = Duration::from_secs(jobs.settings.pcm_retention_seconds);
+    let mut orphan_scan_due = Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        match jobs.store.sweep_derived(retention).await {
-            Ok(swept) if swept == trd_core::store::Swept::default() => {}
-            Ok(swept) => tracing::info!(?swept, "derived data swept"),
+        match jobs.store.sweep_pcm(retention).await {
+            Ok(0) => {}
+            Ok(files) => tracing::info!(files, "normalized audio dropped"),
             Err(e) => {
-                tracing::warn!(error = %trd_core::logging::ErrorChain(&e), "could not sweep derived data; trying again")
+                tracing::warn!(error = %trd_core::logging::ErrorChain(&e), "could not sweep normalized audio; trying again")
             }
         }
+        if Instant::now() < orphan_scan_due {
+            continue;
+        }
+        let began = Instant::now();
+        match jobs.store.sweep_orphaned_segments().await {
+            Ok(0) => {}
+            Ok(files) => tracing::info!(files, "segments of deleted files dropped"),
+            Err(e) => {
+                tracing::warn!(error = %trd_core::logging::ErrorChain(&e), "could not sweep orphaned segments; trying again")
+            }
+        }
+        orphan_scan_due = next_orphan_scan(began, began.elapsed());
     }
+}
+
+/// How many times its own duration an orphan scan waits before the next one.
+const ORPHAN_SCAN_SPACING: u32 = 20;
+
+/// When the scan for orphaned segments runs again after one that began at `began` and took
+/// `took`. It reads every segment's file id, which grows with the archive: spaced by its own
+/// cost, it takes at most a twentieth of the server's time however large the archive. While it
+/// is quick (a store of ordinary size) the spacing is below the sweep's period, so it runs at
+/// every sweep and an orphan goes within a quarter lease.
+fn next_orphan_scan(began: Instant, took: Duration) -> Instant {
+    began + took * ORPHAN_SCAN_SPACING
 }
 
 /// A running interactive job and the request waiting on it.
@@ -322,5 +351,22 @@ impl Drop for LiveJob {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orphan_scans_run_at_every_sweep_while_quick_and_spaced_by_their_cost_when_slow() {
+        let began = Instant::now();
+        let sweep_period = Duration::from_secs(60) / 4;
+        // A store of ordinary size: the scan is due again before the next sweep.
+        assert!(next_orphan_scan(began, Duration::from_millis(30)) < began + sweep_period);
+        // A large archive: a 5-second scan waits 100 s, a twentieth of the server's time.
+        let slow = next_orphan_scan(began, Duration::from_secs(5));
+        assert!(slow > began + 6 * sweep_period);
+        assert_eq!(slow - began, Duration::from_secs(100));
     }
 }

@@ -42,7 +42,6 @@ pub use error::{StoreError, StoreResult};
 pub use overview::{BatchSummary, FileRow};
 pub use page::{Page, PageError, MAX_PAGE};
 pub use pcm::{PcmChunk, PcmWriter, CHUNK_SAMPLES};
-pub use retention::Swept;
 pub use segments::SegmentOutcome;
 
 use crate::config::Settings;
