@@ -1,5 +1,5 @@
-//! Batch figures shared between polls. Figures that take long to sum (batches of thousands of
-//! files) are served from a snapshot while it is fresh enough, and one past its refresh time is
+//! Batch figures shared between polls. Figures that take long to sum (batches of hundreds of
+//! files or more) are served from a snapshot while it is fresh enough, and one past its refresh time is
 //! refreshed in the background, so polling never waits for MongoDB to sum the batch again.
 //! Batches under [`SHARED_FROM_FILES`] files are always summed on the spot, however busy the
 //! machine: a change to a small batch shows in the next poll. The cache belongs to one API
