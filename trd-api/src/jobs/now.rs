@@ -149,7 +149,7 @@ pub async fn discard_expired_jobs(jobs: Jobs, shutdown: tokio_util::sync::Cancel
 /// Sweeps derived data until shutdown: every quarter lease the normalized audio of files ended
 /// more than `pcm_retention_seconds` ago ([`Store::sweep_pcm`]), and the segments a delete or
 /// reset interrupted between its two writes left behind ([`Store::sweep_orphaned_segments`])
-/// as often as [`next_orphan_scan`] allows.
+/// as often as its own cost allows (`next_orphan_scan`).
 ///
 /// [`Store::sweep_pcm`]: trd_core::Store::sweep_pcm
 /// [`Store::sweep_orphaned_segments`]: trd_core::Store::sweep_orphaned_segments
