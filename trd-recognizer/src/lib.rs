@@ -4,6 +4,7 @@
 //! - [`live`]: live streams — session offers taken while a stream slot is free, each
 //!   session's audio heard as it comes.
 //! - [`models`]: Vosk models by id, loaded lazily once per process and shared by all threads.
+//! - [`network_products`]: the acoustic network's matrix products, in place of libvosk's BLAS.
 //! - [`recognize`]: one segment of PCM → text, words with times and confidences.
 //! - [`runs`]: a file's segments grouped into runs that one recognizer hears in order, so a
 //!   lazily composed decoding graph is built once per run and results stay reproducible.
@@ -15,6 +16,7 @@
 pub mod hints;
 pub mod live;
 pub mod models;
+pub mod network_products;
 pub mod recognize;
 pub mod runs;
 pub mod spoken_forms;
