@@ -2,10 +2,10 @@
 //! where the library is and bakes that directory into the binary's run path, so nothing needs
 //! LD_LIBRARY_PATH. `TRD_VOSK_LIB_DIR` overrides the provisioning scripts' cache location.
 //!
-//! It also makes every binary that links the recognizer crate define and export
-//! `cblas_sgemm` (`trd_recognizer::network_products`), so that libvosk's calls bind to it
-//! rather than to the BLAS inside libvosk. In a binary without that crate the symbol
-//! resolves to libvosk's own, as before.
+//! It also makes every binary that links the recognizer crate define and export the Kaldi
+//! functions `trd_recognizer::kaldi_kernels` computes (`OVERRIDDEN` there), so that libvosk's
+//! calls bind to them rather than to its own. In a binary without that crate the symbols
+//! resolve to libvosk's, as before.
 
 fn main() {
     println!("cargo:rerun-if-env-changed=TRD_VOSK_LIB_DIR");
@@ -15,8 +15,10 @@ fn main() {
     });
     println!("cargo:rustc-link-search=native={dir}");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
-    // `-u` pulls the definition out of the recognizer's library archive (nothing in Rust calls
-    // it); exporting it puts it before libvosk's in the dynamic linker's search.
-    println!("cargo:rustc-link-arg=-Wl,-u,cblas_sgemm");
-    println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol=cblas_sgemm");
+    // `-u` pulls each definition out of the recognizer's library archive (nothing in Rust calls
+    // them); exporting it puts it before libvosk's in the dynamic linker's search.
+    for symbol in ["cblas_sgemm", "_ZN5kaldi10MatrixBaseIfE5FloorERKS1_f"] {
+        println!("cargo:rustc-link-arg=-Wl,-u,{symbol}");
+        println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol={symbol}");
+    }
 }

@@ -1,5 +1,4 @@
-//! The acoustic network's matrix products, computed here instead of by the BLAS inside
-//! libvosk.
+//! `cblas_sgemm`: the acoustic network's matrix products, instead of the BLAS inside libvosk.
 //!
 //! Kaldi computes each layer of a Vosk model's network as one `cblas_sgemm`: a chunk's
 //! frames (8 rows once frames are subsampled) times the layer's weight matrix, transposed
@@ -9,9 +8,8 @@
 //! of recognition. The kernels here read the weights where they lie, once per product:
 //! 2.3–3 times faster on those shapes.
 //!
-//! The recognizer's binaries define `cblas_sgemm` and export it (`build/link-vosk.rs`), so
-//! the dynamic linker binds libvosk's own calls here. Layouts other than "rows times
-//! transposed rows" go on to libvosk's function. The sums run in another order than
+//! Layouts other than "rows times transposed rows", and CPUs without AVX2 and FMA, go on to
+//! libvosk's function. The sums run in another order than
 //! OpenBLAS's, so outputs may differ in their last bits; the words were the same on every
 //! clip of `ko/zeroth-104` and `ko/zeroth-speakers`.
 
@@ -102,12 +100,9 @@ pub unsafe extern "C" fn cblas_sgemm(
     unsafe { kernels::compute(&product) }
 }
 
-/// Whether libvosk's products are computed here in this process: the process exports this
-/// crate's `cblas_sgemm` and the CPU has the kernels' instructions (AVX2 and FMA).
-pub fn active() -> bool {
-    // SAFETY: looking a name up has no precondition; the name is a C string.
-    let bound = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"cblas_sgemm".as_ptr()) };
-    bound as usize == cblas_sgemm as Sgemm as usize && kernels::available()
+/// Whether this CPU has the kernels' instructions (AVX2 and FMA).
+pub fn kernels_available() -> bool {
+    kernels::available()
 }
 
 /// `C ← alpha·X·Yᵀ + beta·C` where X is m rows and Y is n rows, each k contiguous floats,
@@ -566,12 +561,9 @@ mod tests {
     }
 
     #[test]
-    fn libvosk_products_are_computed_here() {
-        // This test binary links libvosk as the recognizer does (build/link-vosk.rs): its
-        // calls must bind to the exported definition, and the CPU must have the kernels'
-        // instructions (without them every product is passed on, and the test above checks
-        // only libvosk's).
-        assert!(kernels::available());
-        assert!(active(), "libvosk's cblas_sgemm calls do not come here");
+    fn the_kernels_run_on_this_machine() {
+        // Without AVX2 and FMA every product is passed on, and the test above checks only
+        // libvosk's function.
+        assert!(kernels_available());
     }
 }
