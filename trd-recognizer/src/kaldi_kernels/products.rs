@@ -9,9 +9,11 @@
 //! 2.3–3 times faster on those shapes.
 //!
 //! Layouts other than "rows times transposed rows", and CPUs without AVX2 and FMA, go on to
-//! libvosk's function. The sums run in another order than
-//! OpenBLAS's, so outputs may differ in their last bits; the words were the same on every
-//! clip of `ko/zeroth-104` and `ko/zeroth-speakers`.
+//! libvosk's function. The sums run in another order than OpenBLAS's, so outputs may differ
+//! in their last bits: the words were the same on every clip of `ko/zeroth-104` and
+//! `ko/zeroth-speakers`, and two minute-long dialogues decoded whole as one utterance each
+//! came out one near-tie word apart (which side of such a tie wins already depends on the
+//! OpenBLAS kernel a CPU gets).
 
 use std::os::raw::c_int;
 
