@@ -75,7 +75,7 @@ pub unsafe extern "C" fn cblas_sgemm(
     if !(rows_times_rows && kernels::available() && m > 0 && n > 0 && k >= 0) {
         // SAFETY: the same arguments, under the same contract, to the function this replaces.
         return unsafe {
-            pass_on(
+            libvosk_sgemm()(
                 order, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
             )
         };
@@ -164,23 +164,7 @@ impl RowProducts {
 
 /// libvosk's own `cblas_sgemm`: the next definition after this one in the process (every
 /// binary that links this crate links libvosk).
-#[allow(clippy::too_many_arguments)]
-unsafe fn pass_on(
-    order: c_int,
-    trans_a: c_int,
-    trans_b: c_int,
-    m: c_int,
-    n: c_int,
-    k: c_int,
-    alpha: f32,
-    a: *const f32,
-    lda: c_int,
-    b: *const f32,
-    ldb: c_int,
-    beta: f32,
-    c: *mut f32,
-    ldc: c_int,
-) {
+fn libvosk_sgemm() -> Sgemm {
     static NEXT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     // SAFETY: looking a name up has no precondition; the name is a C string.
     let next = *NEXT
@@ -190,12 +174,7 @@ unsafe fn pass_on(
         "cblas_sgemm: no BLAS after this one (libvosk is not linked)"
     );
     // SAFETY: the symbol is libvosk's CBLAS function, of this signature.
-    let next: Sgemm = unsafe { std::mem::transmute::<usize, Sgemm>(next) };
-    unsafe {
-        next(
-            order, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-        )
-    }
+    unsafe { std::mem::transmute::<usize, Sgemm>(next) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -419,17 +398,10 @@ mod kernels {
 mod tests {
     use super::*;
 
-    /// A deterministic spread of values in -1..1 (no generator crate needed for a test).
+    /// Values in -1..1, the same for the same seed.
     fn values(count: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..count)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
+        let mut random = fastrand::Rng::with_seed(seed.into());
+        (0..count).map(|_| random.f32() * 2.0 - 1.0).collect()
     }
 
     /// C from the definition, in f64.
