@@ -5,7 +5,7 @@
 //! default-visibility symbols of a shared library), so a definition of the same name exported
 //! by the executable comes first. Every binary that links this crate defines and exports the
 //! [`OVERRIDDEN`] symbols (`build/link-vosk.rs` names them to the linker), and libvosk's calls
-//! bind here. Nothing in Rust calls them.
+//! bind here. Nothing in TRD calls them but their tests. Both are x86-64 code, as libvosk is.
 
 use std::ffi::CStr;
 

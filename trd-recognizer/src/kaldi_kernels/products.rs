@@ -177,7 +177,6 @@ fn libvosk_sgemm() -> Sgemm {
     unsafe { std::mem::transmute::<usize, Sgemm>(next) }
 }
 
-#[cfg(target_arch = "x86_64")]
 mod kernels {
     //! Two kernels, each the faster where the other is slow: the weights' rows read as
     //! broadcast scalars against 8 rows of X at once (short rows: no sums across lanes), or
@@ -193,8 +192,9 @@ mod kernels {
     /// # Safety
     /// `available()`, and the product's matrices are as its fields say.
     pub unsafe fn compute(p: &RowProducts) {
-        // Measured on 8-row products: dots are the faster from k = 2n (64 × 768: 11.6 µs
-        // against 13.4), broadcasts below (768 × 64: 14.7 against 16.3 µs).
+        // Measured on 8-row products: dots are the faster when the rows are longer than the
+        // outputs are many (64 outputs of 768: 11.6 µs against 13.4), broadcasts otherwise
+        // (768 outputs of 64: 14.7 against 16.3 µs).
         unsafe {
             if p.k > p.n {
                 dots(p)
@@ -378,19 +378,6 @@ mod kernels {
         let mut out = [0f32; 8];
         unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sums) };
         out
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-mod kernels {
-    use super::RowProducts;
-
-    pub fn available() -> bool {
-        false
-    }
-
-    pub unsafe fn compute(_: &RowProducts) {
-        unreachable!("no kernels on this architecture")
     }
 }
 
