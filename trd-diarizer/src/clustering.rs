@@ -83,20 +83,27 @@ impl Default for Sensitivity {
     }
 }
 
-/// A cluster label (0-based, arbitrary order) for each embedding.
+/// Whether clustering `windows` embeddings under `range` reads them at all. Too few windows to
+/// build a graph from are one speaker unless more are demanded, whatever their embeddings say,
+/// so a caller that knows the count beforehand can skip the network.
+pub fn compares_windows(windows: usize, range: SpeakerConstraint) -> bool {
+    windows >= MIN_SPECTRAL || (range.min > 1 && windows > 0)
+}
+
+/// A cluster label (0-based, arbitrary order) for each embedding. The embeddings are not read
+/// when [`compares_windows`] says so: they may then be empty.
 pub fn cluster(
     embeddings: &[Vec<f32>],
     range: SpeakerConstraint,
     sensitivity: Sensitivity,
 ) -> Vec<usize> {
     let n = embeddings.len();
+    if !compares_windows(n, range) {
+        return vec![0; n];
+    }
     let unit: Vec<Vec<f32>> = embeddings.iter().map(|e| normalised(e)).collect();
     let labels = if n < MIN_SPECTRAL {
-        if range.min <= 1 || n == 0 {
-            vec![0; n]
-        } else {
-            kmeans(&unit, range.min.min(n))
-        }
+        kmeans(&unit, range.min.min(n))
     } else if n <= MAX_SPECTRAL {
         spectral(&unit, range)
     } else {
@@ -400,6 +407,39 @@ mod tests {
                 "{count} voices: {labels:?}"
             );
         }
+    }
+
+    #[test]
+    fn too_few_windows_are_one_voice_whatever_they_say_unless_more_are_demanded() {
+        // The diarizer skips the network when compares_windows says the embeddings go unread:
+        // the clustering must then call them one voice however different they are.
+        let (few, _) = voices(3, 3);
+        assert!(!compares_windows(few.len(), SpeakerConstraint::default()));
+        assert_eq!(
+            cluster(&few, SpeakerConstraint::default(), Sensitivity::DEFAULT),
+            vec![0; 9]
+        );
+        let empty = vec![Vec::new(); few.len()];
+        assert_eq!(
+            cluster(&empty, SpeakerConstraint::default(), Sensitivity::DEFAULT),
+            vec![0; 9]
+        );
+
+        let three = SpeakerConstraint::exactly(3).unwrap();
+        assert!(compares_windows(few.len(), three));
+        let (_, truth) = voices(3, 3);
+        assert!(same_partition(
+            &cluster(&few, three, Sensitivity::DEFAULT),
+            &truth
+        ));
+
+        let (enough, truth) = voices(2, 5);
+        assert!(compares_windows(enough.len(), SpeakerConstraint::default()));
+        assert!(same_partition(
+            &cluster(&enough, SpeakerConstraint::default(), Sensitivity::DEFAULT),
+            &truth
+        ));
+        assert!(!compares_windows(0, three));
     }
 
     #[test]

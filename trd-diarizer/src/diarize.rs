@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use rayon::prelude::*;
 
-use crate::clustering::cluster;
+use crate::clustering::{cluster, compares_windows};
 pub use crate::clustering::{Sensitivity, SpeakerConstraint};
 use crate::embedding::normalise_means;
 use crate::error::DiarizeError;
@@ -84,6 +84,27 @@ impl Diarization {
     fn compares_voices(&self) -> bool {
         matches!(self.mode, DiarizationMode::Auto | DiarizationMode::Speaker)
     }
+
+    /// The constraint each group of channels whose voices are compared is clustered under.
+    /// Alone on its channel, a clustering can only be held to the file's upper bound.
+    fn group_constraint(&self, groups: usize) -> SpeakerConstraint {
+        if groups > 1 {
+            SpeakerConstraint::between(1, self.speakers.max()).expect("1 <= max")
+        } else {
+            self.speakers
+        }
+    }
+
+    /// The constraint a channel's windows are clustered under when they are clustered by
+    /// themselves (each channel on its own, or a file of one channel); `None` when they are
+    /// not, or are clustered with other channels' windows.
+    fn clusters_alone(&self, channel_count: usize) -> Option<SpeakerConstraint> {
+        match self.mode {
+            DiarizationMode::Auto => Some(self.group_constraint(channel_count)),
+            DiarizationMode::Speaker if channel_count == 1 => Some(self.group_constraint(1)),
+            _ => None,
+        }
+    }
 }
 
 /// The audio of one file and how to diarize it.
@@ -137,7 +158,10 @@ pub fn diarize(
         .channels
         .par_iter()
         .enumerate()
-        .map(|(channel, pcm)| hear_channel(models, &how, channel, pcm))
+        .map(|(channel, pcm)| {
+            let alone = how.clusters_alone(request.channels.len());
+            hear_channel(models, &how, alone, channel, pcm)
+        })
         .collect();
     Ok(assemble(&how, hearings))
 }
@@ -167,7 +191,10 @@ pub fn diarize_loading<E: From<DiarizeError>>(
         hearings.extend(
             held.par_iter()
                 .enumerate()
-                .map(|(i, pcm)| hear_channel(models, how, first + i, pcm))
+                .map(|(i, pcm)| {
+                    let alone = how.clusters_alone(channel_count);
+                    hear_channel(models, how, alone, first + i, pcm)
+                })
                 .collect::<Vec<_>>(),
         );
         next += held.len();
@@ -180,11 +207,21 @@ struct ChannelHearing {
     /// Speech probability per VAD frame.
     probabilities: Vec<f32>,
     regions: Vec<(f64, f64)>,
-    /// Embedded windows of its speech, when voices are compared.
+    /// Embedded windows of its speech, when voices are compared. The embeddings are empty when
+    /// the channel's windows are clustered alone and too few to be compared
+    /// ([`compares_windows`]): the clustering then calls them one speaker without reading them.
     windows: Vec<(Span, Vec<f32>)>,
 }
 
-fn hear_channel(models: &Models, how: &Diarization, channel: usize, pcm: &[i16]) -> ChannelHearing {
+/// `alone`: the constraint the channel's windows are clustered under when they are clustered
+/// by themselves ([`Diarization::clusters_alone`]).
+fn hear_channel(
+    models: &Models,
+    how: &Diarization,
+    alone: Option<SpeakerConstraint>,
+    channel: usize,
+    pcm: &[i16],
+) -> ChannelHearing {
     let probabilities = models.vad.speech_probabilities(pcm);
     let regions = vad::speech_regions(&probabilities);
     let windows = if how.compares_voices() {
@@ -204,10 +241,27 @@ fn hear_channel(models: &Models, how: &Diarization, channel: usize, pcm: &[i16])
                 })
             })
             .collect();
-        passes
-            .par_iter()
-            .flat_map_iter(|pass| embed_pass(models, pcm, how.sample_rate, pass))
-            .collect()
+        let planned: usize = passes
+            .iter()
+            .map(|pass| plan_windows(pass.start, pass.end).len())
+            .sum();
+        if alone.is_some_and(|range| !compares_windows(planned, range)) {
+            // Short speech of one voice: most short calls of a contact centre's batch. The
+            // network would be run for embeddings the clustering never reads.
+            passes
+                .iter()
+                .flat_map(|pass| {
+                    plan_windows(pass.start, pass.end)
+                        .into_iter()
+                        .map(|(start, end)| (pass.part(start, end), Vec::new()))
+                })
+                .collect()
+        } else {
+            passes
+                .par_iter()
+                .flat_map_iter(|pass| embed_pass(models, pcm, how.sample_rate, pass))
+                .collect()
+        }
     } else {
         Vec::new()
     };
@@ -297,6 +351,17 @@ struct Span {
     end: f64,
 }
 
+impl Span {
+    /// `[start, end)` of the same channel and region.
+    fn part(&self, start: f64, end: f64) -> Span {
+        Span {
+            start,
+            end,
+            ..*self
+        }
+    }
+}
+
 /// Speech of each channel, labelled with speaker clusters.
 fn label_by_voice(
     how: &Diarization,
@@ -308,12 +373,7 @@ fn label_by_voice(
         .flat_map(|h| h.windows.iter().map(|(w, e)| (w, e)))
         .unzip();
 
-    // Alone on its channel, a clustering can only be held to the file's upper bound.
-    let constraint = if groups.len() > 1 {
-        SpeakerConstraint::between(1, how.speakers.max()).expect("1 <= max")
-    } else {
-        how.speakers
-    };
+    let constraint = how.group_constraint(groups.len());
     let mut labels = vec![0usize; windows.len()];
     let mut next_label = 0;
     for group in groups {
@@ -380,13 +440,7 @@ fn embed_pass(
             let embedding = models
                 .embedder
                 .pool(&frames, first.min(last.saturating_sub(1))..last.max(1));
-            let window = Span {
-                channel: pass.channel,
-                region: pass.region,
-                start,
-                end,
-            };
-            (window, embedding)
+            (pass.part(start, end), embedding)
         })
         .collect()
 }

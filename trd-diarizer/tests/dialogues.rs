@@ -241,3 +241,48 @@ fn channels_loaded_one_at_a_time_diarize_as_all_at_once() {
         assert_eq!(streamed, whole, "{mode:?}");
     }
 }
+
+/// Speech too short to build a similarity graph from is one voice without running the network
+/// (most short calls of a batch); a caller who demands more voices still has them told apart.
+#[test]
+fn a_short_stretch_is_one_voice_unless_more_are_demanded() {
+    // 13–20 s of dlg_104_109: zeroth-104 until 16.1 s, zeroth-109 from 17.06 s (its RTTM).
+    let whole = read_channels(&dialogues_dir().join("dlg_104_109.wav")).remove(0);
+    let stretch = &whole[13 * 16_000..20 * 16_000];
+    let request = |mode, speakers| DiarizationRequest {
+        how: Diarization {
+            mode,
+            speakers,
+            ..Diarization::new(16_000, MAX_SEGMENT)
+        },
+        channels: vec![stretch],
+    };
+    let speaker_at = |turns: &[trd_diarizer::Turn], t: f64| {
+        turns
+            .iter()
+            .find(|turn| turn.start <= t && t < turn.end)
+            .map(|turn| turn.speaker.clone())
+    };
+
+    let default = diarize(
+        &request(DiarizationMode::Auto, SpeakerConstraint::default()),
+        &common::models(),
+    )
+    .unwrap();
+    assert_eq!(speaker_count(&default), 1, "{default:?}");
+    assert!(speaker_at(&default, 1.5).is_some() && speaker_at(&default, 5.5).is_some());
+
+    for mode in [DiarizationMode::Auto, DiarizationMode::Speaker] {
+        let two = diarize(
+            &request(mode, SpeakerConstraint::exactly(2).unwrap()),
+            &common::models(),
+        )
+        .unwrap();
+        assert_eq!(speaker_count(&two), 2, "{mode:?}: {two:?}");
+        let (first, second) = (speaker_at(&two, 1.5), speaker_at(&two, 5.5));
+        assert!(
+            first.is_some() && second.is_some() && first != second,
+            "{mode:?}: the voices either side of 3.1–4.06 s are told apart: {two:?}"
+        );
+    }
+}
