@@ -103,6 +103,10 @@ impl Trd {
         settings.worker_concurrency = 0; // every core
         settings.rescan_interval_ms = 200;
         settings.settle_ms = 200;
+        // The product's lease, not the tests' short one (which makes failover tests quick): the
+        // sweeps run every quarter or half lease, and at the tests' 15 s they ran four times as
+        // often as in service.
+        settings.lease_seconds = Settings::default().lease_seconds;
         if let Some(seconds) = std::env::var("TRD_RECOGNITION_RUN_SECONDS")
             .ok()
             .and_then(|v| v.parse().ok())

@@ -17,8 +17,9 @@ use crate::shapes::BatchStatus;
 const SLOW_FIGURES: Duration = Duration::from_millis(25);
 /// ...if it has at least this many files. Time alone would decide by the machine's load: a
 /// busy machine would serve a two-file batch from a snapshot. From a few hundred files a summing
-/// is a dozen aggregations over the batch's segments (about 0.1 s of MongoDB's CPU for 300
-/// files); a contact centre's batch polled twice a second would spend a tenth of a core on it.
+/// reads the batch's records and its segments several times over (tens of milliseconds of
+/// MongoDB's CPU for 300 files); a contact centre's batch polled twice a second would spend a
+/// noticeable part of a core on it.
 pub const SHARED_FROM_FILES: u64 = 100;
 /// Shortest time between two summings of a shared batch.
 const SNAPSHOT_REFRESH: Duration = Duration::from_secs(1);

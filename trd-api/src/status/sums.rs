@@ -1,10 +1,14 @@
-//! What the batch figures are computed from, as MongoDB sums it (`trd_core::store::figures`):
-//! files grouped by control and status, speech by recognition status, the work done recently
-//! and what each stage costs.
+//! What the batch figures are computed from (`trd_core::store::figures`): files grouped by
+//! control and status, speech by recognition status, the work done recently and what each
+//! stage costs.
+
+use std::collections::HashSet;
 
 use mongodb::bson::{oid::ObjectId, DateTime};
 use trd_core::domain::{BatchName, Control, SegmentStatus, Stage, Status};
-use trd_core::store::figures::{FileBrief, FileGroup, RecentWork, SpeechTally};
+use trd_core::store::figures::{
+    file_groups, tally_by_status, FileBrief, FileGroup, RecentWork, SpeechTally,
+};
 use trd_core::store::stage_metrics::StageTimings;
 use trd_core::store::StoreResult;
 use trd_core::Store;
@@ -72,39 +76,45 @@ impl Default for BatchSums {
 }
 
 impl BatchSums {
+    /// Four reads: the batch's files, their segments' speech, the segments of recent work,
+    /// and the stages' costs. The figures of a batch of hundreds of files are summed about
+    /// once a second while it is watched, so every read here is one the MongoDB-wire server
+    /// pays for again and again.
     pub async fn load(store: &Store, batch: &BatchName) -> StoreResult<Self> {
         let now = DateTime::now();
         let since = DateTime::from_millis(now.timestamp_millis() - THROUGHPUT_WINDOW_MS);
-        let (groups, with_segments) = futures::try_join!(
-            store.batch_file_groups(batch),
-            store.batch_briefs(batch, Status::Diarizing),
-        )?;
+        let files = store.batch_briefs(batch, Status::Initial).await?;
+        let groups = file_groups(&files);
+        let with_segments: Vec<&FileBrief> = files
+            .iter()
+            .filter(|f| f.status >= Status::Diarizing)
+            .collect();
         let all: Vec<ObjectId> = with_segments.iter().map(|f| f.id).collect();
         let in_recognition: Vec<FileBrief> = with_segments
             .iter()
             .filter(|f| !is_over(f.control) && f.status >= Status::Diarized)
-            .cloned()
+            .map(|f| (*f).clone())
             .collect();
-        let open: Vec<ObjectId> = in_recognition.iter().map(|f| f.id).collect();
+        let open: HashSet<ObjectId> = in_recognition.iter().map(|f| f.id).collect();
         // Only files still open, or closed within the window, can have recent work.
         let recent: Vec<ObjectId> = with_segments
             .iter()
             .filter(|f| !is_over(f.control) || f.last_update >= since)
             .map(|f| f.id)
             .collect();
-        let (
-            recognition,
-            in_recognition_speech,
-            mut diarized_recently,
-            mut recognized_recently,
-            timings,
-        ) = futures::try_join!(
-            store.speech_by_status(&all),
-            store.recognition_by_file(&open),
-            store.diarized_since(&recent, since),
-            store.recognized_since(&recent, since),
+        let (speech, recent_segments, timings) = futures::try_join!(
+            store.speech_by_file(&all),
+            store.segments_since(&recent, since),
             store.stage_timings(),
         )?;
+        let recognition = tally_by_status(&speech);
+        let in_recognition_speech = speech
+            .iter()
+            .filter(|s| open.contains(&s.file))
+            .map(|s| (s.file, s.tally.status, s.tally.seconds))
+            .collect();
+        let mut diarized_recently = recent_segments.diarized_since(since);
+        let mut recognized_recently = recent_segments.recognized_since(since);
         // A batch's first seconds are its slowest (models loading, stages filling up); once it
         // has run a while, only the later half of its time in the window is measured.
         let first = [diarized_recently.started, recognized_recently.started]
@@ -115,10 +125,8 @@ impl BatchSums {
             let running_for = now.timestamp_millis() - first.timestamp_millis();
             if running_for >= 2 * MIN_MEASURED_MS {
                 let later = DateTime::from_millis(first.timestamp_millis() + running_for / 2);
-                (diarized_recently, recognized_recently) = futures::try_join!(
-                    store.diarized_since(&recent, later),
-                    store.recognized_since(&recent, later),
-                )?;
+                diarized_recently = recent_segments.diarized_since(later);
+                recognized_recently = recent_segments.recognized_since(later);
             }
         }
         Ok(Self {
