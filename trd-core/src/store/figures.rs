@@ -144,17 +144,14 @@ impl Store {
             .filter(|s| **s >= from)
             .map(|s| s.as_str())
             .collect();
-        let docs: Vec<Document> = self
-            .audiofiles
-            .clone_with_type::<Document>()
-            .find(doc! {"batch": batch.as_str(), "status": {"$in": statuses}})
-            .projection(doc! {"_id": 1, "control": 1, "status": 1, "size": 1, "total_speech": 1, "total_segments": 1, "last_update": 1, "audioChannels": 1})
-            .sort(doc! {"filename": 1})
-            .await
-            .store()?
-            .try_collect()
-            .await
-            .store()?;
+        let docs = found_docs(
+            self.audiofiles
+                .clone_with_type::<Document>()
+                .find(doc! {"batch": batch.as_str(), "status": {"$in": statuses}})
+                .projection(doc! {"_id": 1, "control": 1, "status": 1, "size": 1, "total_speech": 1, "total_segments": 1, "last_update": 1, "audioChannels": 1})
+                .sort(doc! {"filename": 1}),
+        )
+        .await?;
         docs.iter()
             .map(|d| {
                 let channels: Vec<&Document> = d
@@ -233,24 +230,21 @@ impl Store {
         if files.is_empty() {
             return Ok(RecentSegments::default());
         }
-        let docs: Vec<Document> = self
-            .segments
-            .clone_with_type::<Document>()
-            .find(doc! {
-                "audiofile_id": {"$in": files},
-                "$or": [
-                    {"_id": {"$gte": first_id_of_second(since)}},
-                    {"recognized_at": {"$gte": since}},
-                ],
-            })
-            .projection(
-                doc! {"_id": 1, "audiofile_id": 1, "start": 1, "end": 1, "recognized_at": 1},
-            )
-            .await
-            .store()?
-            .try_collect()
-            .await
-            .store()?;
+        let docs = found_docs(
+            self.segments
+                .clone_with_type::<Document>()
+                .find(doc! {
+                    "audiofile_id": {"$in": files},
+                    "$or": [
+                        {"_id": {"$gte": first_id_of_second(since)}},
+                        {"recognized_at": {"$gte": since}},
+                    ],
+                })
+                .projection(
+                    doc! {"_id": 1, "audiofile_id": 1, "start": 1, "end": 1, "recognized_at": 1},
+                ),
+        )
+        .await?;
         docs.iter()
             .map(|d| {
                 let id: ObjectId = parse(d.get("_id"), "_id")?;
@@ -264,6 +258,13 @@ impl Store {
             .collect::<StoreResult<_>>()
             .map(RecentSegments)
     }
+}
+
+/// Every document `find` answers.
+async fn found_docs(
+    find: impl std::future::IntoFuture<Output = mongodb::error::Result<mongodb::Cursor<Document>>>,
+) -> StoreResult<Vec<Document>> {
+    find.await.store()?.try_collect().await.store()
 }
 
 /// The smallest id an object created in `at`'s second can have: an ObjectId starts with its
