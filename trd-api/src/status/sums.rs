@@ -83,7 +83,7 @@ impl BatchSums {
     pub async fn load(store: &Store, batch: &BatchName) -> StoreResult<Self> {
         let now = DateTime::now();
         let since = DateTime::from_millis(now.timestamp_millis() - THROUGHPUT_WINDOW_MS);
-        let files = store.batch_briefs(batch, Status::Initial).await?;
+        let files = store.batch_briefs(batch).await?;
         let groups = file_groups(&files);
         let with_segments: Vec<&FileBrief> = files
             .iter()

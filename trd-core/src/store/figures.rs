@@ -130,24 +130,15 @@ impl Store {
             .store()
     }
 
-    /// The briefs of a batch's files with at least `from` status, in filename order: one
-    /// find, from which [`file_groups`] sums the batch and the segment queries below pick
-    /// their files. (Summing the records in MongoDB instead took two aggregations that cost
-    /// the MongoDB-wire server more than this find, which the segment queries need anyway.)
-    pub async fn batch_briefs(
-        &self,
-        batch: &BatchName,
-        from: Status,
-    ) -> StoreResult<Vec<FileBrief>> {
-        let statuses: Vec<&str> = Status::ALL
-            .iter()
-            .filter(|s| **s >= from)
-            .map(|s| s.as_str())
-            .collect();
+    /// The briefs of a batch's files, in filename order: one find, from which
+    /// [`file_groups`] sums the batch and the segment queries below pick their files.
+    /// (Summing the records in MongoDB instead took two aggregations that cost the
+    /// MongoDB-wire server more than this find, which the segment queries need anyway.)
+    pub async fn batch_briefs(&self, batch: &BatchName) -> StoreResult<Vec<FileBrief>> {
         let docs = found_docs(
             self.audiofiles
                 .clone_with_type::<Document>()
-                .find(doc! {"batch": batch.as_str(), "status": {"$in": statuses}})
+                .find(doc! {"batch": batch.as_str()})
                 .projection(doc! {"_id": 1, "control": 1, "status": 1, "size": 1, "total_speech": 1, "total_segments": 1, "last_update": 1, "audioChannels": 1})
                 .sort(doc! {"filename": 1}),
         )

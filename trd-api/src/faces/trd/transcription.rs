@@ -292,7 +292,7 @@ pub async fn result_batch(
     };
     let files: Vec<_> = app
         .store
-        .batch_briefs(&batch, Status::Initial)
+        .batch_briefs(&batch)
         .await?
         .into_iter()
         .map(|f| f.id)
