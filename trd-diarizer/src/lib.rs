@@ -19,6 +19,8 @@
 //! - [`stage`]: the queue handler — claims a normalized file, reads its PCM from the store,
 //!   diarizes, stores the segments and hands the file to recognition.
 
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 mod clustering;
 pub mod der;
 pub mod diarize;
