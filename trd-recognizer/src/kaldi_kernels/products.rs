@@ -181,6 +181,12 @@ mod kernels {
     //! Two kernels, each the faster where the other is slow: the weights' rows read as
     //! broadcast scalars against 8 rows of X at once (short rows: no sums across lanes), or
     //! 4 rows of X dotted with 2 rows of Y along k (long rows, few outputs).
+    //!
+    //! Tried and left: AVX-512 registers (4 rows × 4 steps of k per register, one broadcast of
+    //! 4 weights per 16 lanes) were slower than these on the network's shapes on AMD Zen 4,
+    //! whose 512-bit instructions run as two 256-bit halves; bfloat16 operands, which halve
+    //! the diarizer's products there, changed the words of 17 of 97 test pieces of the
+    //! dialogues and clips.
     use super::RowProducts;
     use std::arch::x86_64::*;
     use std::cell::RefCell;
@@ -241,18 +247,90 @@ mod kernels {
                             *sum = _mm256_fmadd_ps(x, w, *sum);
                         }
                     }
-                    let mut tile = [[0f32; LANES]; LANES];
-                    for (out, sum) in tile.iter_mut().zip(sums) {
-                        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
-                    }
-                    for r in 0..rows {
-                        for (q, column) in tile.iter().enumerate().take(width) {
-                            unsafe { p.store(i0 + r, j0 + q, column[r]) };
-                        }
-                    }
+                    unsafe { store_tile(p, sums, (i0, rows), (j0, width)) };
                 }
             }
         });
+    }
+
+    /// Stores `broadcasts`' tile: `sums[c]` holds column j0 + c, row i0 + r in lane r. Eight
+    /// outputs go per instruction along C's contiguous direction (the tile transposed when
+    /// that is its rows): storing the 64 one by one took about a third of the kernel's time
+    /// on the network's 64-float rows. Each output's arithmetic is the scalar store's.
+    ///
+    /// # Safety
+    /// The tile's `rows` × `width` outputs lie within the product's C.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store_tile(
+        p: &RowProducts,
+        sums: [__m256; LANES],
+        (i0, rows): (usize, usize),
+        (j0, width): (usize, usize),
+    ) {
+        // One of C's two steps is 1 (`cblas_sgemm` sets them from the order): the lines are
+        // C's rows (the tile transposed) or its columns, `count` contiguous outputs each.
+        let (lines, line_count, count, step) = if p.column_step == 1 {
+            (transpose8(sums), rows, width, p.row_step)
+        } else {
+            debug_assert_eq!(p.row_step, 1, "C has no contiguous direction");
+            (sums, width, rows, p.column_step)
+        };
+        let mask = tail_mask(count % LANES);
+        let (alpha, beta) = (_mm256_set1_ps(p.alpha), _mm256_set1_ps(p.beta));
+        let first = unsafe {
+            p.c.offset(i0 as isize * p.row_step + j0 as isize * p.column_step)
+        };
+        for (line, sums) in lines.iter().enumerate().take(line_count) {
+            let at = unsafe { first.offset(line as isize * step) };
+            let scaled = _mm256_mul_ps(alpha, *sums);
+            // CBLAS reads C only when beta is not zero; the scalar store's arithmetic.
+            let value = if p.beta == 0.0 {
+                scaled
+            } else {
+                let before = unsafe { load(at, (count < LANES).then_some(mask)) };
+                _mm256_add_ps(_mm256_mul_ps(beta, before), scaled)
+            };
+            if count < LANES {
+                unsafe { _mm256_maskstore_ps(at, mask, value) };
+            } else {
+                unsafe { _mm256_storeu_ps(at, value) };
+            }
+        }
+    }
+
+    /// The 8 × 8 transpose: lane c of result r is lane r of `v[c]`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn transpose8(v: [__m256; LANES]) -> [__m256; LANES] {
+        // Pairs, then quads within each 128-bit half, then the halves.
+        let t: [__m256; LANES] = std::array::from_fn(|i| {
+            let (a, b) = (v[2 * (i / 2)], v[2 * (i / 2) + 1]);
+            if i % 2 == 0 {
+                _mm256_unpacklo_ps(a, b)
+            } else {
+                _mm256_unpackhi_ps(a, b)
+            }
+        });
+        // t[2g] = [a0 b0 a1 b1 | a4 b4 a5 b5], t[2g + 1] = [a2 b2 a3 b3 | a6 b6 a7 b7].
+        let u: [__m256; LANES] = std::array::from_fn(|i| {
+            let (block, which) = (i / 4, i % 4);
+            let (x, y) = (t[4 * block + which / 2], t[4 * block + 2 + which / 2]);
+            if which % 2 == 0 {
+                _mm256_shuffle_ps::<0x44>(x, y)
+            } else {
+                _mm256_shuffle_ps::<0xEE>(x, y)
+            }
+        });
+        // u[4·block + w] holds lane w (and w + 4 above) of v[4·block..4·block + 4].
+        std::array::from_fn(|r| {
+            let (low, high) = (u[r % 4], u[4 + r % 4]);
+            if r < 4 {
+                _mm256_permute2f128_ps::<0x20>(low, high)
+            } else {
+                _mm256_permute2f128_ps::<0x31>(low, high)
+            }
+        })
     }
 
     /// The lanes a tail of `tail` floats (0–7) loads.
