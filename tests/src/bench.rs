@@ -217,8 +217,6 @@ impl Trd {
 /// CPU seconds used so far by every process on the machine, summed by command name: where a
 /// workload's time goes (recognizer, normalizer, diarizer, API, MongoDB, RabbitMQ…).
 pub fn cpu_seconds_by_command() -> BTreeMap<String, f64> {
-    // Linux reports these in clock ticks, 100 per second on every common configuration.
-    const TICKS_PER_SECOND: f64 = 100.0;
     let mut totals = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return totals;
@@ -227,22 +225,76 @@ pub fn cpu_seconds_by_command() -> BTreeMap<String, f64> {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        // `pid (comm) state ppid …`: the command may hold spaces, so split at the last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let command = stat[open + 1..close].to_owned();
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are the 14th and 15th fields of the whole line.
-        *totals.entry(command).or_insert(0.0) += (ticks(11) + ticks(12)) / TICKS_PER_SECOND;
+        if let Some((command, fields)) = process_stat(&stat) {
+            // utime and stime are the 14th and 15th fields of the whole line.
+            *totals.entry(command.to_owned()).or_insert(0.0) +=
+                ticks(&fields, 11) + ticks(&fields, 12);
+        }
     }
     totals
+}
+
+/// CPU seconds of this process's children that have ended and been waited for, theirs
+/// included: the reference tool's, with the decoders it starts, once its run returns (a
+/// process that has ended is missing from [`cpu_seconds_by_command`]'s snapshots).
+pub fn ended_children_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // cutime and cstime are the 16th and 17th fields of the whole line.
+    process_stat(&stat).map_or(0.0, |(_, fields)| ticks(&fields, 13) + ticks(&fields, 14))
+}
+
+/// The whole machine's CPU seconds since it started, from `/proc/stat`: what its processes
+/// and the kernel used (busy), and what the host gave other guests while this one had work
+/// (steal). A run's busy seconds against its wall time say how fully it kept the cores busy;
+/// the same work taking more busy seconds than on a quiet host says the host was slower.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MachineCpu {
+    pub busy: f64,
+    pub steal: f64,
+}
+
+impl MachineCpu {
+    pub fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+            return Self::default();
+        };
+        // user nice system idle iowait irq softirq steal (guest time is within user).
+        let fields: Vec<&str> = line.split_whitespace().skip(1).collect();
+        Self {
+            busy: [0, 1, 2, 5, 6].iter().map(|&i| ticks(&fields, i)).sum(),
+            steal: ticks(&fields, 7),
+        }
+    }
+
+    /// What was used between `earlier` and this snapshot.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            busy: self.busy - earlier.busy,
+            steal: self.steal - earlier.steal,
+        }
+    }
+}
+
+/// A `/proc/<pid>/stat` line's command and the fields after it (`pid (comm) state ppid …`:
+/// the command may hold spaces and parentheses, so it ends at the last ')').
+fn process_stat(stat: &str) -> Option<(&str, Vec<&str>)> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    Some((
+        &stat[open + 1..close],
+        stat[close + 1..].split_whitespace().collect(),
+    ))
+}
+
+/// Field `i` of a stat line's fields, in clock ticks, as seconds.
+fn ticks(fields: &[&str], i: usize) -> f64 {
+    // Linux reports these in clock ticks, 100 per second on every common configuration.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    fields
+        .get(i)
+        .and_then(|f| f.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / TICKS_PER_SECOND
 }
 
 /// The processes that used at least half a CPU second between two snapshots, busiest first.
@@ -276,4 +328,47 @@ pub fn spread(values: &[f64]) -> String {
     let low = values.iter().copied().fold(f64::INFINITY, f64::min);
     let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     format!("{low:.2}–{high:.2}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child that spins for about `seconds` of CPU, waited for.
+    fn spin(seconds: f64) {
+        let script = format!(
+            "end=$(( $(date +%s%N) + {} )); while [ $(date +%s%N) -lt $end ]; do :; done",
+            (seconds * 1e9) as u64
+        );
+        let status = Command::new("sh").args(["-c", &script]).status().unwrap();
+        assert!(status.success());
+    }
+
+    #[test]
+    fn an_ended_child_s_cpu_counts_once_it_is_waited_for() {
+        let before = ended_children_cpu_seconds();
+        spin(0.4);
+        let used = ended_children_cpu_seconds() - before;
+        // The loop forks `date` all the time: its own time and its children's count.
+        assert!((0.2..5.0).contains(&used), "{used} CPU s for a 0.4 s spin");
+    }
+
+    #[test]
+    fn the_machine_s_busy_seconds_grow_with_work_and_steal_never_falls() {
+        let before = MachineCpu::now();
+        assert!(before.busy > 0.0, "{before:?}");
+        spin(0.4);
+        let used = MachineCpu::now().since(before);
+        assert!(used.busy >= 0.2, "{used:?} for a 0.4 s spin");
+        assert!(used.steal >= 0.0, "{used:?}");
+    }
+
+    #[test]
+    fn a_command_with_spaces_and_parentheses_is_read_whole() {
+        let line = "42 (a (b) c) R 1 2 3 4 5 6 7 8 9 10 250 50 7 3 20";
+        let (command, fields) = process_stat(line).unwrap();
+        assert_eq!(command, "a (b) c");
+        assert_eq!((ticks(&fields, 11), ticks(&fields, 12)), (2.5, 0.5));
+        assert_eq!((ticks(&fields, 13), ticks(&fields, 14)), (0.07, 0.03));
+    }
 }

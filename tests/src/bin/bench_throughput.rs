@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use trd_tests::bench::{
-    cpu_profile, cpu_seconds_by_command, median, model_dir, read_wav, reference_run, spread, Trd,
+    cpu_profile, cpu_seconds_by_command, ended_children_cpu_seconds, median, model_dir, read_wav,
+    reference_run, spread, MachineCpu, Trd,
 };
 use trd_tests::data;
 
@@ -104,6 +105,8 @@ struct Row {
     trd: Vec<f64>,
     ratios: Vec<f64>,
     diarizer_cpu: Vec<f64>,
+    /// The machine's busy CPU seconds during each run.
+    busy: Vec<f64>,
 }
 
 /// The CPU seconds of the processes whose command starts with `name` in a profile's snapshots.
@@ -157,17 +160,29 @@ async fn main() {
         trd: Vec::new(),
         ratios: Vec::new(),
         diarizer_cpu: Vec::new(),
+        busy: Vec::new(),
     });
     let mut reference = Vec::new();
+    let mut reference_busy = Vec::new();
     let out = scratch.path().join("reference");
     std::fs::create_dir_all(&out).unwrap();
     let model = model_dir();
     for round in 1..=rounds {
-        let before = cpu_seconds_by_command();
+        let (before, machine, children) = (
+            cpu_seconds_by_command(),
+            MachineCpu::now(),
+            ended_children_cpu_seconds(),
+        );
         let peer = reference_run(&model, &batch_dir, &out, cores);
+        let peer_cpu = ended_children_cpu_seconds() - children;
+        let used = MachineCpu::now().since(machine);
         let profile = cpu_profile(&before, &cpu_seconds_by_command());
-        println!("round {round}: vosk-transcriber --tasks {cores}: {peer:.1} s; CPU s: {profile}");
+        println!(
+            "round {round}: vosk-transcriber --tasks {cores}: {peer:.1} s; {}; its own CPU s {peer_cpu:.1}; others: {profile}",
+            machine_use(used, peer, cores)
+        );
         reference.push(peer);
+        reference_busy.push(used.busy);
         for row in &mut rows {
             let query = match row.diarization {
                 "none" => "?diarization=none",
@@ -175,15 +190,17 @@ async fn main() {
             };
             let name = format!("calls-{}-{round}", row.diarization);
             trd.place(&name, &files).await;
-            let before = cpu_seconds_by_command();
+            let (before, machine) = (cpu_seconds_by_command(), MachineCpu::now());
             let took = run(&trd, &name, query).await;
-            let after = cpu_seconds_by_command();
+            let (after, used) = (cpu_seconds_by_command(), MachineCpu::now().since(machine));
             println!(
-                "round {round}: TRD, diarization {}: {took:.1} s ({:.2}); CPU s: {}",
+                "round {round}: TRD, diarization {}: {took:.1} s ({:.2}); {}; CPU s: {}",
                 row.diarization,
                 took / peer,
+                machine_use(used, took, cores),
                 cpu_profile(&before, &after)
             );
+            row.busy.push(used.busy);
             row.trd.push(took);
             row.ratios.push(took / peer);
             row.diarizer_cpu
@@ -198,13 +215,14 @@ async fn main() {
     );
     println!();
     println!(
-        "| diarization | vosk-transcriber s | TRD s | ratio | target | diarizer CPU / audio s |"
+        "| diarization | vosk-transcriber s | TRD s | ratio | target | diarizer CPU / audio s | \
+         machine CPU s: vosk-transcriber / TRD |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for row in &rows {
         let ratio = median(&row.ratios);
         println!(
-            "| {} | {:.1} | {:.1} | {ratio:.2} ({}) | ≤ {:.2} {} | {:.4} |",
+            "| {} | {:.1} | {:.1} | {ratio:.2} ({}) | ≤ {:.2} {} | {:.4} | {:.0} / {:.0} |",
             row.diarization,
             median(&reference),
             median(&row.trd),
@@ -212,6 +230,28 @@ async fn main() {
             row.target,
             if ratio <= row.target { "met" } else { "missed" },
             median(&row.diarizer_cpu),
+            median(&reference_busy),
+            median(&row.busy),
         );
     }
+    println!();
+    println!(
+        "Machine CPU s: what every process used during the run (busy, from /proc/stat). The same work taking more of them than on a quiet host means a slower \
+         host, which slows the two sides unequally: compare rounds by them before trusting a \
+         ratio."
+    );
+}
+
+/// How a run used the machine: its busy CPU seconds, the share of the cores they kept busy,
+/// and the host's steal when there was any.
+fn machine_use(used: MachineCpu, wall: f64, cores: usize) -> String {
+    let mut text = format!(
+        "machine CPU s {:.1} ({:.0} % of {cores} cores)",
+        used.busy,
+        100.0 * used.busy / (wall * cores as f64)
+    );
+    if used.steal >= 0.5 {
+        text.push_str(&format!(", steal {:.1} s", used.steal));
+    }
+    text
 }
