@@ -247,7 +247,7 @@ pub fn ended_children_cpu_seconds() -> f64 {
 /// and the kernel used (busy), and what the host gave other guests while this one had work
 /// (steal). A run's busy seconds against its wall time say how fully it kept the cores busy;
 /// the same work taking more busy seconds than on a quiet host says the host was slower.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct MachineCpu {
     pub busy: f64,
     pub steal: f64,

@@ -236,9 +236,9 @@ async fn main() {
     }
     println!();
     println!(
-        "Machine CPU s: what every process used during the run (busy, from /proc/stat). The same work taking more of them than on a quiet host means a slower \
-         host, which slows the two sides unequally: compare rounds by them before trusting a \
-         ratio."
+        "Machine CPU s: what every process used during the run (busy, from /proc/stat). The \
+         same work taking more of them than on a quiet host means a slower host, which slows \
+         the two sides unequally: compare rounds by them before trusting a ratio."
     );
 }
 
