@@ -283,13 +283,22 @@ impl Conv {
             None
         };
         Ok(Self {
-            weight,
             bias,
-            out_channels: shape[0],
-            in_channels: shape[1],
-            kernel: shape[2],
             products: weights.products,
+            ..Self::new(weight, shape[0], shape[1], shape[2])
         })
+    }
+
+    /// A convolution without bias, with f32 products, of `weight` (out × in · kernel area).
+    pub fn new(weight: Vec<f32>, out_channels: usize, in_channels: usize, kernel: usize) -> Self {
+        Self {
+            weight,
+            bias: None,
+            out_channels,
+            in_channels,
+            kernel,
+            products: Products::F32,
+        }
     }
 
     /// `out (out_channels × n, rows out_stride apart) = weight · b (weight's columns × n)`,
@@ -459,14 +468,7 @@ mod tests {
     use super::*;
 
     fn conv(weight: Vec<f32>, out_channels: usize, in_channels: usize, kernel: usize) -> Conv {
-        Conv {
-            weight,
-            bias: None,
-            out_channels,
-            in_channels,
-            kernel,
-            products: Products::F32,
-        }
+        Conv::new(weight, out_channels, in_channels, kernel)
     }
 
     #[test]
