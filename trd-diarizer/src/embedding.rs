@@ -368,17 +368,15 @@ mod tests {
     }
 
     fn conv1(out_channels: usize, in_channels: usize, kernel: usize, products: Products) -> Conv {
-        let bias = Some(values(out_channels, out_channels + kernel));
-        Conv {
-            bias,
-            products,
-            ..Conv::new(
-                values(out_channels * in_channels * kernel, in_channels),
-                out_channels,
-                in_channels,
-                kernel,
-            )
-        }
+        let mut conv = Conv::new(
+            values(out_channels * in_channels * kernel, in_channels),
+            out_channels,
+            in_channels,
+            kernel,
+        );
+        conv.bias = Some(values(out_channels, out_channels + kernel));
+        conv.products = products;
+        conv
     }
 
     /// The layer's gate, computed once per stretch, is the gate computed for every frame from

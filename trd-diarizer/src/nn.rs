@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use crate::bf16::{Packed, SourceRow};
 use crate::error::ModelError;
 
 /// A named tensor from a weight file, row-major.
@@ -174,6 +176,7 @@ impl Affine {
         for (row, &scale) in conv.weight.chunks_exact_mut(per_out).zip(&self.scale) {
             row.iter_mut().for_each(|w| *w *= scale);
         }
+        conv.bf16_weights = OnceLock::new(); // packed from the old weights, if ever
         let bias = conv.bias.get_or_insert_with(|| vec![0.0; self.scale.len()]);
         for ((b, &scale), &shift) in bias.iter_mut().zip(&self.scale).zip(&self.shift) {
             *b = *b * scale + shift;
@@ -241,6 +244,9 @@ pub struct Conv {
     pub in_channels: usize,
     pub kernel: usize,
     pub products: Products,
+    /// The weights in bfloat16, packed on first use when the products are bfloat16 and the CPU
+    /// has the instructions; `None` otherwise.
+    bf16_weights: OnceLock<Option<Packed>>,
 }
 
 impl Conv {
@@ -298,7 +304,19 @@ impl Conv {
             in_channels,
             kernel,
             products: Products::F32,
+            bf16_weights: OnceLock::new(),
         }
+    }
+
+    /// The packed bfloat16 weights, when this convolution's products are bfloat16 here.
+    fn bf16_weights(&self) -> Option<&Packed> {
+        self.bf16_weights
+            .get_or_init(|| {
+                (self.products == Products::Bfloat16)
+                    .then(|| Packed::new(&self.weight, self.out_channels))
+                    .flatten()
+            })
+            .as_ref()
     }
 
     /// `out (out_channels × n, rows out_stride apart) = weight · b (weight's columns × n)`,
@@ -308,13 +326,9 @@ impl Conv {
         if m == 0 || n == 0 {
             return;
         }
-        #[cfg(target_arch = "x86_64")]
-        if self.products == Products::Bfloat16 && crate::bf16::available() {
-            assert!(out.len() >= (m - 1) * out_stride + n);
-            assert!(out_stride >= n && b.len() >= k * n);
-            // SAFETY: the CPU has the instructions; the assertions above and the weight's
-            // m · k values keep every access within the three slices.
-            unsafe { crate::bf16::matmul(out.as_mut_ptr(), out_stride, &self.weight, b, m, k, n) };
+        if let Some(weights) = self.bf16_weights() {
+            let rows: Vec<SourceRow> = b.chunks_exact(n).map(|r| SourceRow::new(r, 0)).collect();
+            weights.multiply(out, out_stride, &rows[..k], n);
             return;
         }
         matmul_strided(out, out_stride, &self.weight, b, m, k, n);
@@ -334,6 +348,18 @@ impl Conv {
         let mut out = vec![0.0; self.out_channels * out_len];
         if self.kernel == 1 && stride == 1 && pad == 0 {
             self.product(&mut out, len, x, len);
+        } else if let Some(weights) = self.bf16_weights().filter(|_| stride == 1) {
+            // Row (c, k) of the unrolled input is channel c shifted by the tap's offset.
+            let rows: Vec<SourceRow> = x
+                .chunks_exact(len)
+                .take(self.in_channels)
+                .flat_map(|channel| {
+                    (0..self.kernel).map(move |k| {
+                        SourceRow::new(channel, (k * dilation) as isize - pad as isize)
+                    })
+                })
+                .collect();
+            weights.multiply(&mut out, out_len, &rows, out_len);
         } else {
             let rows = self.in_channels * self.kernel;
             let mut cols = vec![0.0; rows * out_len];
@@ -361,7 +387,8 @@ impl Conv {
     /// The unrolled input (im2col) is built a tile at a time: for a whole 8-second pass it would
     /// be 288 rows × 40 bands × 800 frames, 37 MB, and writing, zeroing and reading that through
     /// main memory cost a fifth of the diarizer's time. A tile of [`TILE_FLOATS`] stays in the
-    /// core's caches between being written and being multiplied.
+    /// core's caches between being written and being multiplied. With bfloat16 products it is
+    /// not written at all: the packing reads it from the input ([`Self::forward2d_by_rows`]).
     pub fn forward2d(
         &self,
         x: &[f32],
@@ -369,8 +396,49 @@ impl Conv {
         width: usize,
         stride: usize,
     ) -> (Vec<f32>, usize) {
+        if let Some(weights) = self.bf16_weights() {
+            return self.forward2d_by_rows(weights, x, height, width, stride);
+        }
         let rows = self.in_channels * self.kernel * self.kernel;
         self.forward2d_in_tiles(x, height, width, stride, TILE_FLOATS / rows)
+    }
+
+    /// [`Self::forward2d`] with bfloat16 products: one product per output row, whose unrolled
+    /// input the packing reads straight from the input's rows ([`SourceRow`]).
+    fn forward2d_by_rows(
+        &self,
+        weights: &Packed,
+        x: &[f32],
+        height: usize,
+        width: usize,
+        stride: usize,
+    ) -> (Vec<f32>, usize) {
+        let pad = self.kernel / 2;
+        let out_height = (height + 2 * pad - self.kernel) / stride + 1;
+        let area = out_height * width;
+        let mut out = vec![0.0; self.out_channels * area];
+        let mut rows = Vec::with_capacity(self.in_channels * self.kernel * self.kernel);
+        for oy in 0..out_height {
+            rows.clear();
+            // Rows in the weights' order: input channel, then kernel row, then kernel column.
+            for plane in x.chunks_exact(height * width).take(self.in_channels) {
+                for ky in 0..self.kernel {
+                    let input_row = (oy * stride + ky).checked_sub(pad).filter(|&y| y < height);
+                    for kx in 0..self.kernel {
+                        rows.push(match input_row {
+                            Some(y) => SourceRow::new(
+                                &plane[y * width..][..width],
+                                kx as isize - pad as isize,
+                            ),
+                            None => SourceRow::ZERO,
+                        });
+                    }
+                }
+            }
+            weights.multiply(&mut out[oy * width..], area, &rows, width);
+        }
+        self.add_bias(&mut out);
+        (out, out_height)
     }
 
     /// [`Self::forward2d`], unrolling the input `tile` output positions at a time (positions
@@ -545,6 +613,76 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    fn values(count: usize, seed: usize) -> Vec<f32> {
+        (0..count)
+            .map(|i| (((i * 7919 + seed * 104_729) % 1999) as f32 - 999.0) / 300.0)
+            .collect()
+    }
+
+    /// With bfloat16 products, the convolutions read their unrolled input straight from the
+    /// input's rows; the outputs are bit for bit those of the written-out unrolling, at
+    /// widths below, at and across the 16-lane loads, with and without a height stride.
+    #[test]
+    fn unrolling_on_the_fly_equals_the_written_out_unrolling() {
+        if !crate::bf16::available() {
+            return; // f32 products unroll as before, and the tests above cover them
+        }
+        let (in_channels, out_channels, kernel) = (3, 9, 3);
+        let c = Conv {
+            bias: Some(values(out_channels, 1)),
+            products: Products::Bfloat16,
+            ..conv(
+                values(out_channels * in_channels * kernel * kernel, 2),
+                out_channels,
+                in_channels,
+                kernel,
+            )
+        };
+        for (height, width, stride) in [(1, 1, 1), (4, 5, 2), (9, 16, 1), (8, 17, 2), (5, 70, 1)] {
+            let x = values(in_channels * height * width, height * width);
+            let (on_the_fly, h1) = c.forward2d(&x, height, width, stride);
+            let (written, h2) = c.forward2d_in_tiles(&x, height, width, stride, 1000);
+            assert_eq!(h1, h2);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&on_the_fly),
+                bits(&written),
+                "{height} × {width}, stride {stride}"
+            );
+        }
+        let c = Conv {
+            bias: Some(values(out_channels, 3)),
+            products: Products::Bfloat16,
+            ..conv(
+                values(out_channels * in_channels * kernel, 4),
+                out_channels,
+                in_channels,
+                kernel,
+            )
+        };
+        for (len, pad, dilation) in [(1, 1, 1), (7, 0, 1), (17, 2, 2), (40, 1, 1), (33, 3, 3)] {
+            let x = values(in_channels * len, len);
+            let (on_the_fly, out_len) = c.forward1d(&x, len, 1, pad, dilation);
+            let mut cols = vec![0.0; in_channels * kernel * out_len];
+            for (row, col) in cols.chunks_exact_mut(out_len).enumerate() {
+                let (channel, tap) = (row / kernel, row % kernel);
+                for (t, v) in col.iter_mut().enumerate() {
+                    let at = (t + tap * dilation).checked_sub(pad).filter(|&i| i < len);
+                    *v = at.map_or(0.0, |i| x[channel * len + i]);
+                }
+            }
+            let mut written = vec![0.0; out_channels * out_len];
+            c.product(&mut written, out_len, &cols, out_len);
+            c.add_bias(&mut written);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&on_the_fly),
+                bits(&written),
+                "{len} frames, pad {pad}, dilation {dilation}"
+            );
         }
     }
 
