@@ -403,6 +403,12 @@ impl Conv {
         self.forward2d_in_tiles(x, height, width, stride, TILE_FLOATS / rows)
     }
 
+    /// Rows of a 2-d output: the input's `height`, padded by half the kernel each side,
+    /// strided.
+    fn output_height(&self, height: usize, stride: usize) -> usize {
+        (height + 2 * (self.kernel / 2) - self.kernel) / stride + 1
+    }
+
     /// [`Self::forward2d`] with bfloat16 products: one product per output row, whose unrolled
     /// input the packing reads straight from the input's rows ([`SourceRow`]).
     fn forward2d_by_rows(
@@ -414,7 +420,7 @@ impl Conv {
         stride: usize,
     ) -> (Vec<f32>, usize) {
         let pad = self.kernel / 2;
-        let out_height = (height + 2 * pad - self.kernel) / stride + 1;
+        let out_height = self.output_height(height, stride);
         let area = out_height * width;
         let mut out = vec![0.0; self.out_channels * area];
         let mut rows = Vec::with_capacity(self.in_channels * self.kernel * self.kernel);
@@ -451,8 +457,7 @@ impl Conv {
         stride: usize,
         tile: usize,
     ) -> (Vec<f32>, usize) {
-        let pad = self.kernel / 2;
-        let out_height = (height + 2 * pad - self.kernel) / stride + 1;
+        let out_height = self.output_height(height, stride);
         let area = out_height * width;
         let rows = self.in_channels * self.kernel * self.kernel;
         let tile = tile.clamp(1, area.max(1));
