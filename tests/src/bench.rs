@@ -100,13 +100,18 @@ impl Trd {
     /// Starts TRD on a test's settings for `workdir`, changed by `customise`.
     pub async fn start(workdir: &Path, customise: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = test_settings(workdir);
-        settings.worker_concurrency = 0; // every core
-        settings.rescan_interval_ms = 200;
-        settings.settle_ms = 200;
+        // Every core.
+        settings.worker_concurrency = 0;
+        // The product's watcher. File-system events register a placed batch at once; a rescan
+        // every 200 ms, as here until now, stat()s every file of the work directory each time:
+        // CPU that grows with every batch a benchmark places and that no user spends.
+        let product = Settings::default();
+        settings.rescan_interval_ms = product.rescan_interval_ms;
+        settings.settle_ms = product.settle_ms;
         // The product's lease, not the tests' short one (which makes failover tests quick): the
         // sweeps run every quarter or half lease, and at the tests' 15 s they ran four times as
         // often as in service.
-        settings.lease_seconds = Settings::default().lease_seconds;
+        settings.lease_seconds = product.lease_seconds;
         if let Some(seconds) = std::env::var("TRD_RECOGNITION_RUN_SECONDS")
             .ok()
             .and_then(|v| v.parse().ok())

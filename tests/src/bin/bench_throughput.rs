@@ -5,7 +5,7 @@
 //!
 //! The batch: every recording of `ko/zeroth-104`, `ko/zeroth-speakers` and the three mono
 //! dialogues of `../shared/data`, copied under distinct names until there are
-//! `TRD_BENCH_FILES` of them (default 300: about 57 minutes of audio).
+//! `TRD_BENCH_FILES` of them (default 300: about 69 minutes of audio).
 //!
 //! Each round (`TRD_BENCH_ROUNDS`, default 3) runs the reference, then TRD with
 //! `diarization=none`, then TRD with diarization at its default, so each ratio divides by the
