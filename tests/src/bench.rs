@@ -102,9 +102,9 @@ impl Trd {
         let mut settings = test_settings(workdir);
         // Every core.
         settings.worker_concurrency = 0;
-        // The product's watcher. File-system events register a placed batch at once; a rescan
-        // every 200 ms, as here until now, stat()s every file of the work directory each time:
-        // CPU that grows with every batch a benchmark places and that no user spends.
+        // The product's watcher. File-system events register a placed batch at once, and every
+        // rescan stat()s each file of the work directory: a faster pace would spend CPU that
+        // grows with every batch a benchmark places, and that no user's service spends.
         let product = Settings::default();
         settings.rescan_interval_ms = product.rescan_interval_ms;
         settings.settle_ms = product.settle_ms;
