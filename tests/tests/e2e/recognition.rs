@@ -205,3 +205,49 @@ async fn two_recognizer_processes_recognize_each_segment_once_despite_redeliveri
         .sum();
     assert_eq!(closes, 1, "the file must be closed exactly once");
 }
+
+/// The recognizer process asks for huge pages (its allocator's options), and the kernel grants
+/// them on request in its `madvise` mode, Debian's default: the decoding graph, which the
+/// decoder reads at random, then sits in 2 MB pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recognizer_holds_its_decoding_graph_in_huge_pages() {
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .expect("a Linux kernel with transparent huge pages");
+    assert!(
+        !thp.contains("[never]"),
+        "this machine forbids transparent huge pages ({thp}): the recognizer cannot have them"
+    );
+    let _turn = trd_tests::turns::shared().await;
+    let mut app = spawn_app_with(Workers::None, |_| {}).await;
+    let graph_dir = app
+        .settings
+        .model_dir(&app.settings.default_model)
+        .expect("the default model's directory")
+        .join("graph");
+    // The static graph when it has been compiled, the two halves of the lookahead graph if not.
+    let graph_bytes: u64 = ["HCLG.fst", "HCLr.fst", "Gr.fst"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(graph_dir.join(f)).ok())
+        .map(|m| m.len())
+        .max()
+        .expect("a decoding graph in the model");
+    let pid = app.start_worker_process("trd-recognizer");
+    app.eventually(
+        "most of the graph in huge pages",
+        Duration::from_secs(120),
+        || async {
+            let kb = anon_huge_pages_kb(pid)?;
+            (kb * 1024 >= graph_bytes / 2).then_some(kb)
+        },
+    )
+    .await;
+}
+
+/// The process's anonymous memory held in transparent huge pages, in kB.
+fn anon_huge_pages_kb(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

@@ -6,6 +6,16 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read before `main` (the allocator looks the symbol up by this name).
+/// `thp:always` asks the kernel for 2 MB pages for everything jemalloc maps, as Linux's default
+/// `madvise` mode allows to those who ask. The decoding graph is a gigabyte that the decoder
+/// reads at random; on 4 kB pages almost every arc it follows misses the TLB. With huge pages
+/// the same recognition takes about 5 % less CPU (identical words: only where the memory sits
+/// changes), for about 5 % more resident memory.
+#[cfg(target_os = "linux")]
+#[export_name = "malloc_conf"]
+static JEMALLOC_OPTIONS: &[u8; 11] = b"thp:always\0";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     trd_core::worker::main_for(trd_recognizer::Recognizer).await
