@@ -21,6 +21,7 @@ pub mod cer;
 pub mod data;
 pub mod fixtures;
 pub mod fleet;
+pub mod procfs;
 pub mod receiver;
 pub mod services;
 pub mod settings_file;

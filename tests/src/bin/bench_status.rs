@@ -91,12 +91,7 @@ fn finished_file(i: usize) -> FileSpec {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    trd_tests::procfs::memory_kb(pid, "status", "VmRSS").unwrap_or(0)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -499,13 +499,7 @@ async fn listings_are_paged_with_limit_and_skip() {
 
 /// The most a process has held in memory so far (`VmHWM`), in bytes.
 fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
+    trd_tests::procfs::memory_kb(pid, "status", "VmHWM").unwrap() * 1024
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

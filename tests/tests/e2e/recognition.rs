@@ -11,6 +11,7 @@ use serde_json::Value;
 use trd_core::domain::{Lane, Stage};
 use trd_core::WorkItem;
 use trd_tests::app::{spawn_app, spawn_app_with, TestApp, Workers};
+use trd_tests::procfs::memory_kb;
 use trd_tests::{cer, data};
 
 const CLIP: &str = "104_003_0019.wav";
@@ -224,7 +225,7 @@ async fn the_recognizer_holds_its_decoding_graph_in_huge_pages() {
         .model_dir(&app.settings.default_model)
         .expect("the default model's directory")
         .join("graph");
-    // The static graph when it has been compiled, the two halves of the lookahead graph if not.
+    // The static graph when it has been compiled, else the larger half of the lookahead graph.
     let graph_bytes: u64 = ["HCLG.fst", "HCLr.fst", "Gr.fst"]
         .iter()
         .filter_map(|f| std::fs::metadata(graph_dir.join(f)).ok())
@@ -236,18 +237,9 @@ async fn the_recognizer_holds_its_decoding_graph_in_huge_pages() {
         "most of the graph in huge pages",
         Duration::from_secs(120),
         || async {
-            let kb = anon_huge_pages_kb(pid)?;
+            let kb = memory_kb(pid, "smaps_rollup", "AnonHugePages")?;
             (kb * 1024 >= graph_bytes / 2).then_some(kb)
         },
     )
     .await;
-}
-
-/// The process's anonymous memory held in transparent huge pages, in kB.
-fn anon_huge_pages_kb(pid: u32) -> Option<u64> {
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    rollup
-        .lines()
-        .find_map(|l| l.strip_prefix("AnonHugePages:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -219,14 +219,7 @@ async fn callbacks_survive_a_failing_receiver_and_an_api_restart() {
 }
 
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
+    trd_tests::procfs::memory_kb("self", "status", "VmRSS").unwrap() * 1024
 }
 
 /// Acceptance 3: a 1 GB upload streams (RSS grows < 50 MB); escaping names and oversized
